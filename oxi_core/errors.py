@@ -1,0 +1,87 @@
+"""Errors meant for the operator. Every message says what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class OxiError(Exception):
+    """Base class: the CLI prints these as one clean line and exits non-zero."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+class ConfigError(OxiError):
+    """oxi.toml is invalid: the message names the file, the table, the key and what was expected."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        table: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.table = table
+        self.key = key
+        where = ": ".join(
+            part
+            for part in (
+                file,
+                f"[{table}]" if table else None,
+                f"key {key!r}" if key else None,
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+
+
+class PluginError(OxiError):
+    """A plugin could not be loaded or registered a name twice."""
+
+
+class LedgerError(OxiError):
+    """The ledger cannot be opened or migrated."""
+
+
+class IllegalTransition(OxiError):
+    """A task was asked to move between two statuses the state machine does not connect."""
+
+    def __init__(self, task_id: str, current: str, target: str) -> None:
+        self.task_id = task_id
+        self.current = current
+        self.target = target
+        super().__init__(
+            f"task {task_id} cannot go from {current!r} to {target!r}",
+            hint="see docs/task-states.md for the allowed transitions",
+        )
+
+
+class RoadmapError(OxiError):
+    """roadmap.md cannot be read at all."""
+
+
+class GitError(OxiError):
+    """A git command failed."""
+
+    def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        super().__init__(f"`{' '.join(argv)}` exited {returncode}: {tail}")
+
+
+class WorktreeError(OxiError):
+    """A worktree path or branch name was refused (escape, symlink) or could not be created."""
+
+
+class AlreadyRunning(OxiError):
+    """Another `oxi saturate` holds the PID file."""
