@@ -59,7 +59,7 @@ class IllegalTransition(OxiError):
         self.current = current
         self.target = target
         super().__init__(
-            f"task {task_id} cannot go from {current!r} to {target!r}",
+            f"task {task_id} cannot go from {str(current)!r} to {str(target)!r}",
             hint="see docs/task-states.md for the allowed transitions",
         )
 

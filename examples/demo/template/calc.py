@@ -1,0 +1,1 @@
+"""A tiny calculator that oxi's demo grows, one roadmap item at a time."""

@@ -1,0 +1,244 @@
+"""The one subprocess runner every agent plugin uses.
+
+argv only (never a shell), its own process group, an allow-listed environment, stdin closed,
+stdout and stderr drained concurrently with a bounded line length, a wall-clock timeout and an
+idle (stall) timeout that terminate and then kill the whole group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+LINE_LIMIT = 1 << 20  # 1 MB: a longer line is a failure, never unbounded memory
+KILL_GRACE_S = 3.0
+DRAIN_GRACE_S = 2.0
+
+# The environment an agent gets unless its adapter names more: enough to run, nothing secret.
+BASE_ENV_ALLOWLIST = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ",
+    "TMPDIR", "SYSTEMROOT",
+)
+
+
+def build_env(
+    extra: Mapping[str, str] | None = None,
+    allow: Iterable[str] = (),
+    source: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The allow-listed subset of ``source`` (default: this process's environment) + ``extra``."""
+    source = os.environ if source is None else source
+    names = (*BASE_ENV_ALLOWLIST, *allow)
+    env = {name: source[name] for name in names if name in source}
+    env.update(extra or {})
+    return env
+
+
+@attrs.frozen
+class RunSpec:
+    argv: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    timeout_s: float = 3600.0
+    stall_timeout_s: float = 300.0
+    line_limit: int = LINE_LIMIT
+
+
+@attrs.frozen
+class RunOutcome:
+    exit_code: int | None
+    duration_s: float
+    pid: int
+    timed_out: bool = False
+    stalled: bool = False
+    line_too_long: bool = False
+    cancelled: bool = False
+    spawn_error: str | None = None
+    stderr_tail: str = ""
+    stdout_tail: str = ""
+
+    @property
+    def killed(self) -> bool:
+        return self.timed_out or self.stalled or self.line_too_long or self.cancelled
+
+
+LineCallback = Callable[[str], None]
+
+
+def _die_with_parent() -> None:
+    # Linux: the child gets SIGTERM if the supervisor dies, so no worker outlives it unseen.
+    # Runs in the forked child before exec; keep it tiny and exception-free.
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
+    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL whatever is left (blocking)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def kill_group_async(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not group_alive(pgid):
+            return
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+async def _drain(
+    stream: asyncio.StreamReader, on_line: LineCallback | None, tail: deque[str],
+    activity: list[float],
+) -> None:
+    while True:
+        try:
+            raw = await stream.readline()
+        except (ValueError, asyncio.LimitOverrunError) as error:
+            # asyncio clears its buffer before raising, so memory stays bounded.
+            raise _LineTooLong() from error
+        if not raw:
+            return
+        activity[0] = time.monotonic()
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        tail.append(line)
+        if on_line is not None and line:
+            on_line(line)
+
+
+async def run_streaming(
+    spec: RunSpec,
+    *,
+    on_stdout: LineCallback | None = None,
+    on_stderr: LineCallback | None = None,
+    on_spawn: Callable[[int, int], None] | None = None,
+    cancel: asyncio.Event | None = None,
+) -> RunOutcome:
+    """Run ``spec.argv`` to completion, calling ``on_stdout`` for every complete line.
+
+    Never raises for the child's behaviour: a spawn failure, timeout, stall, over-long line
+    or cancellation is reported in the RunOutcome, and the whole process group is gone when
+    this returns.
+    """
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *spec.argv,
+            cwd=str(spec.cwd),
+            env=dict(spec.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            limit=spec.line_limit,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    except OSError as error:
+        return RunOutcome(None, time.monotonic() - started, 0,
+                          spawn_error=f"{type(error).__name__}: {error}")
+    pgid = proc.pid  # start_new_session makes the child its group's leader
+    if on_spawn is not None:
+        on_spawn(proc.pid, pgid)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout_tail: deque[str] = deque(maxlen=50)
+    stderr_tail: deque[str] = deque(maxlen=50)
+    activity = [time.monotonic()]
+    readers = [
+        asyncio.ensure_future(_drain(proc.stdout, on_stdout, stdout_tail, activity)),
+        asyncio.ensure_future(_drain(proc.stderr, on_stderr, stderr_tail, activity)),
+    ]
+    waiter = asyncio.ensure_future(proc.wait())
+    cancel_waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
+    timed_out = stalled = too_long = cancelled = False
+    try:
+        while True:
+            now = time.monotonic()
+            wall_left = spec.timeout_s - (now - started)
+            idle_left = spec.stall_timeout_s - (now - activity[0])
+            if wall_left <= 0:
+                timed_out = True
+                break
+            if idle_left <= 0:
+                stalled = True
+                break
+            pending = {waiter, *(r for r in readers if not r.done())}
+            if cancel_waiter is not None:
+                pending.add(cancel_waiter)
+            done, _ = await asyncio.wait(
+                pending, timeout=min(wall_left, idle_left), return_when=asyncio.FIRST_COMPLETED
+            )
+            if any(r in done and isinstance(r.exception(), _LineTooLong) for r in readers):
+                too_long = True
+                break
+            if cancel_waiter is not None and cancel_waiter in done:
+                cancelled = True
+                break
+            if waiter.done():
+                break
+        if waiter.done():
+            # The leader exited; give the readers a moment to reach EOF (a grandchild may
+            # still hold the pipes open), then make sure nothing of the group survives.
+            await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
+    finally:
+        if group_alive(pgid):
+            await kill_group_async(pgid)
+        exit_code = await waiter
+        await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
+        if cancel_waiter is not None:
+            cancel_waiter.cancel()
+        for task in readers:
+            task.cancel()
+        for task in readers:
+            with contextlib.suppress(asyncio.CancelledError, _LineTooLong, Exception):
+                await task
+    return RunOutcome(
+        exit_code=exit_code,
+        duration_s=time.monotonic() - started,
+        pid=proc.pid,
+        timed_out=timed_out,
+        stalled=stalled,
+        line_too_long=too_long,
+        cancelled=cancelled,
+        stderr_tail="\n".join(stderr_tail),
+        stdout_tail="\n".join(stdout_tail),
+    )
+
+
+def argv_repr(argv: Sequence[str]) -> str:
+    """For logs: the argv joined, with long arguments (prompts) shortened."""
+    return " ".join(a if len(a) < 80 else a[:77] + "..." for a in argv)

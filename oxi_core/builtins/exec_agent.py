@@ -1,0 +1,138 @@
+"""The ``exec`` agent: runs a configured argv in the worktree as the worker.
+
+The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE``. Exit 0 is success,
+exit 75 (EX_TEMPFAIL) a transient failure worth retrying, anything else a failure. A stdout
+line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
+"input_tokens": .., "output_tokens": ..}`` reports what the run cost.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from oxi_core import __version__
+from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
+from oxi_core.agentic.types import (
+    CanonicalEvent,
+    CanonicalKind,
+    CostSource,
+    DispatchRequest,
+    DispatchResult,
+    Usage,
+)
+from oxi_core.models import Classification
+
+EX_TEMPFAIL = 75
+
+
+@attrs.define
+class ExecAgent:
+    argv: tuple[str, ...]
+    timeout_s: float = 900.0
+    stall_timeout_s: float = 300.0
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    pass_env: tuple[str, ...] = ()
+    model: str = "exec"
+
+    def version(self) -> str:
+        return __version__
+
+    def model_id(self) -> str:
+        return self.model
+
+    def usage_normalizer(self, raw: Mapping[str, Any]) -> Usage:
+        return Usage(
+            input_tokens=int(raw.get("input_tokens", 0)),
+            output_tokens=int(raw.get("output_tokens", 0)),
+            cached_tokens=int(raw.get("cached_tokens", 0)),
+            reasoning_tokens=int(raw.get("reasoning_tokens", 0)),
+        )
+
+    def tool_translator(self, name: str) -> str:
+        return name
+
+    async def invoke(self, request: DispatchRequest) -> DispatchResult:
+        result: dict[str, Any] = {}
+        turns = 0
+        last_text: list[str] = []
+
+        def on_line(line: str) -> None:
+            nonlocal turns
+            event = self._event(line)
+            if event.kind is CanonicalKind.RESULT:
+                result.update(event.data)
+            elif event.kind is CanonicalKind.ASSISTANT:
+                turns += 1
+                last_text.append(str(event.data.get("text", "")))
+            if request.on_event is not None:
+                request.on_event(event)
+
+        with tempfile.TemporaryDirectory(prefix="oxi-prompt-") as folder:
+            prompt_file = Path(folder) / "prompt.md"
+            prompt_file.write_text(request.prompt, encoding="utf-8")
+            env = build_env(
+                {**self.env, "OXI_PROMPT": request.prompt, "OXI_PROMPT_FILE": str(prompt_file),
+                 "OXI_TASK_ID": request.task_id},
+                allow=self.pass_env,
+            )
+            spec = RunSpec(
+                argv=tuple(self.argv), cwd=request.worktree, env=env,
+                timeout_s=min(self.timeout_s, request.timeout_s),
+                stall_timeout_s=min(self.stall_timeout_s, request.stall_timeout_s),
+            )
+            outcome = await run_streaming(spec, on_stdout=on_line, on_spawn=request.on_spawn,
+                                          cancel=request.cancel)
+        usage = self.usage_normalizer(result)
+        cost = float(result.get("cost_usd", 0.0))
+        common: dict[str, Any] = {
+            "cost_usd": cost,
+            "cost_source": CostSource.PROVIDER if "cost_usd" in result else CostSource.NONE,
+            "usage": usage,
+            "turns": int(result.get("turns", turns)),
+            "session_id": result.get("session_id"),
+            "duration_s": outcome.duration_s,
+            "final_text": str(result.get("text", "\n".join(last_text[-3:]))),
+            "exit_code": outcome.exit_code,
+            "model": self.model,
+            "agent": "exec",
+        }
+        if outcome.spawn_error:
+            return DispatchResult(Classification.FAILED, f"cannot start {self.argv[0]}: "
+                                  f"{outcome.spawn_error}", **common)
+        if outcome.line_too_long:
+            return DispatchResult(Classification.FAILED, "output line over 1 MB", **common)
+        if outcome.stalled:
+            return DispatchResult(Classification.RETRYABLE_TRANSIENT, "stalled", **common)
+        if outcome.timed_out:
+            return DispatchResult(Classification.RETRYABLE_TRANSIENT, "timed out", **common)
+        if outcome.cancelled:
+            return DispatchResult(Classification.FAILED, "cancelled", **common)
+        if outcome.exit_code == 0:
+            return DispatchResult(Classification.SUCCESS, "", **common)
+        tail = outcome.stderr_tail.strip().splitlines()[-1:] or ["no stderr"]
+        reason = f"exited {outcome.exit_code}: {tail[0][:300]}"
+        if outcome.exit_code == EX_TEMPFAIL:
+            return DispatchResult(Classification.RETRYABLE_TRANSIENT, reason,
+                                  retry_after_s=result.get("retry_after_s"), **common)
+        return DispatchResult(Classification.FAILED, reason, **common)
+
+    @staticmethod
+    def _event(line: str) -> CanonicalEvent:
+        if line.startswith("{"):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                kind = data.get("type", "assistant")
+                try:
+                    return CanonicalEvent(CanonicalKind(kind), data)
+                except ValueError:
+                    return CanonicalEvent(CanonicalKind.SYSTEM, data)
+        return CanonicalEvent(CanonicalKind.ASSISTANT, {"text": line})

@@ -1,0 +1,223 @@
+"""The ``local`` forge: pull requests as ledger rows plus refs on a bare ``origin``.
+
+Merging squashes the branch into origin's base branch with git, as a forge's squash-merge
+would; a conflict marks the pull request conflicted (the engine then re-plans its task).
+Merges are serialised with a file lock, so several engines on one repository cannot race.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from oxi_core import git
+from oxi_core.errors import OxiError
+from oxi_core.models import PullRequest, PullRequestState
+from oxi_core.protocols import PluginContext
+
+_COLUMNS = ("number", "task_id", "branch", "base", "title", "state", "head_sha", "files",
+            "auto_merge_armed", "merged_sha", "closed_reason")
+PUSH_ATTEMPTS = 5
+
+
+def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    return PullRequest(
+        number=values["number"],
+        branch=values["branch"],
+        base=values["base"],
+        title=values["title"],
+        state=PullRequestState(values["state"]),
+        task_id=values["task_id"],
+        files=tuple(json.loads(values["files"])),
+        auto_merge_armed=bool(values["auto_merge_armed"]),
+        head_sha=values["head_sha"],
+        merged_sha=values["merged_sha"],
+        url=f"local:#{values['number']}",
+        closed_reason=values["closed_reason"],
+    )
+
+
+@attrs.define
+class LocalForge:
+    remote: str = "origin"
+    base: str = "main"
+    _context: PluginContext | None = attrs.field(default=None, init=False, repr=False)
+
+    def bind(self, context: PluginContext) -> None:
+        self._context = context
+
+    @property
+    def context(self) -> PluginContext:
+        if self._context is None:
+            raise OxiError("the local forge is not bound to a repository",
+                           hint="build it through oxi.toml (load_config), which binds it")
+        return self._context
+
+    @property
+    def repo(self) -> Path:
+        return self.context.paths.repo_root
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _select(self, where: str, params: tuple[Any, ...]) -> list[PullRequest]:
+        rows = self.context.ledger.query(
+            f"SELECT {', '.join(_COLUMNS)} FROM pull_requests WHERE {where} ORDER BY number",
+            params,
+        )
+        return [_pr_from_row(row) for row in rows]
+
+    def get_pr(self, number: int) -> PullRequest:
+        found = self._select("number = ?", (number,))
+        if not found:
+            raise OxiError(f"no pull request #{number} in the local forge")
+        return found[0]
+
+    def list_open_prs(self) -> list[PullRequest]:
+        return self._select("state = ?", (PullRequestState.OPEN.value,))
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _fetch(self) -> None:
+        git.git(["fetch", "--quiet", "--prune", self.remote], self.repo)
+
+    def open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
+        self._fetch()
+        head = git.remote_branch_sha(self.remote, branch, self.repo)
+        if head is None:
+            raise OxiError(f"branch {branch} is not on {self.remote}",
+                           hint="push the branch before opening a pull request")
+        files = git.changed_files(f"{self.remote}/{self.base}", head, self.repo)
+        ledger = self.context.ledger
+        now = ledger.now_iso()
+        with ledger.transaction() as conn:
+            row = conn.execute(
+                "SELECT number FROM pull_requests WHERE branch = ? AND state = 'open'", (branch,)
+            ).fetchone()
+            if row is not None:
+                number = int(row[0])
+                conn.execute(
+                    "UPDATE pull_requests SET head_sha = ?, files = ?, title = ?, body = ?, "
+                    "updated_at = ? WHERE number = ?",
+                    (head, json.dumps(files), title, body, now, number),
+                )
+            else:
+                number = int(conn.execute(
+                    "SELECT coalesce(max(number), 0) + 1 FROM pull_requests").fetchone()[0])
+                conn.execute(
+                    "INSERT INTO pull_requests (number, task_id, branch, base, title, body, "
+                    "state, head_sha, files, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+                    (number, task_id, branch, self.base, title, body, head, json.dumps(files),
+                     now, now),
+                )
+        git.git(["push", "--quiet", "--force", self.remote, f"{head}:refs/pull/{number}/head"],
+                self.repo)
+        return self.get_pr(number)
+
+    def arm_auto_merge(self, number: int) -> bool:
+        pr = self.get_pr(number)
+        if pr.auto_merge_armed or pr.state is not PullRequestState.OPEN:
+            return False
+        self._set(number, auto_merge_armed=1)
+        # Like a forge whose required checks already passed: auto-merge merges at once.
+        self.merge_if_ready(number)
+        return True
+
+    def merge_if_ready(self, number: int) -> PullRequest:
+        with self._lock():
+            pr = self.get_pr(number)
+            if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
+                self._squash_merge(pr)
+        return self.get_pr(number)
+
+    def close_pr(self, number: int, comment: str) -> None:
+        self.comment(number, comment)
+        self._set(number, state=PullRequestState.CLOSED.value, closed_reason=comment)
+
+    def comment(self, number: int, body: str) -> None:
+        ledger = self.context.ledger
+        with ledger.transaction() as conn:
+            row = conn.execute("SELECT comments FROM pull_requests WHERE number = ?",
+                               (number,)).fetchone()
+            if row is None:
+                raise OxiError(f"no pull request #{number} in the local forge")
+            comments = [*json.loads(row[0]), {"at": ledger.now_iso(), "body": body}]
+            conn.execute("UPDATE pull_requests SET comments = ? WHERE number = ?",
+                         (json.dumps(comments), number))
+
+    def comments(self, number: int) -> list[str]:
+        rows = self.context.ledger.query("SELECT comments FROM pull_requests WHERE number = ?",
+                                         (number,))
+        return [] if not rows else [c["body"] for c in json.loads(rows[0][0])]
+
+    def _set(self, number: int, **fields: Any) -> None:
+        ledger = self.context.ledger
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with ledger.transaction() as conn:
+            conn.execute(
+                f"UPDATE pull_requests SET {assignments}, updated_at = ? WHERE number = ?",
+                (*fields.values(), ledger.now_iso(), number),
+            )
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        state_dir = self.context.paths.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with open(state_dir / "local-forge.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _squash_merge(self, pr: PullRequest) -> None:
+        merge_dir = self.context.paths.state_dir / "merges" / str(pr.number)
+        if merge_dir.exists():
+            git.git(["worktree", "remove", "--force", str(merge_dir)], self.repo, check=False)
+            shutil.rmtree(merge_dir, ignore_errors=True)
+            git.git(["worktree", "prune"], self.repo)
+        merge_dir.parent.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(PUSH_ATTEMPTS):
+            self._fetch()
+            head = git.remote_branch_sha(self.remote, pr.branch, self.repo)
+            if head is None:
+                self._set(pr.number, state=PullRequestState.CLOSED.value,
+                          closed_reason=f"branch {pr.branch} was deleted from {self.remote}")
+                return
+            git.git(["worktree", "add", "--quiet", "--detach", str(merge_dir),
+                     f"{self.remote}/{self.base}"], self.repo)
+            try:
+                merged = git.git(["merge", "--squash", "--no-commit", head], merge_dir,
+                                 check=False, env=git.identity_env(merge_dir))
+                if merged.returncode != 0:
+                    conflicts = git.out(["diff", "--name-only", "--diff-filter=U"], merge_dir)
+                    reason = ("merge conflict in " + ", ".join(conflicts.split())
+                              if conflicts else (merged.stderr or merged.stdout).strip()[-300:])
+                    self._set(pr.number, state=PullRequestState.CONFLICTED.value,
+                              closed_reason=reason)
+                    return
+                message = f"{pr.title} (#{pr.number})"
+                git.git(["commit", "--quiet", "--no-verify", "--allow-empty", "-m", message],
+                        merge_dir, env=git.identity_env(merge_dir))
+                pushed = git.git(["push", "--quiet", self.remote, f"HEAD:refs/heads/{self.base}"],
+                                 merge_dir, check=False)
+                if pushed.returncode == 0:
+                    sha = git.out(["rev-parse", "HEAD"], merge_dir)
+                    self._set(pr.number, state=PullRequestState.MERGED.value, merged_sha=sha)
+                    git.git(["push", "--quiet", self.remote, "--delete", pr.branch], self.repo,
+                            check=False)
+                    self._fetch()
+                    return
+            finally:
+                git.git(["worktree", "remove", "--force", str(merge_dir)], self.repo,
+                        check=False)
+        raise OxiError(f"could not push the merge of #{pr.number} to {self.remote}/{self.base}",
+                       hint="another process keeps moving it; the next tick retries")

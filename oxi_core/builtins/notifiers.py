@@ -1,0 +1,58 @@
+"""Built-in notifiers: the log (always on) and a webhook that POSTs each event as JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from oxi_core.log import get_logger, redact
+from oxi_core.models import Event, converter
+
+# What operators want to hear about; everything else stays in the ledger.
+NOTIFY_EVENT_TYPES = frozenset(
+    {
+        "daily_budget_reached",
+        "zombie_reaped",
+        "orphan_killed",
+        "task_failed",
+        "auto_merge_not_armed",
+        "config_reload_failed",
+        "phase_failed",
+        "task_cancelled",
+    }
+)
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    body: dict[str, Any] = converter.unstructure(event)
+    return dict(redact(body))
+
+
+@attrs.define
+class LogNotifier:
+    """Writes each notified event to oxi's structured log."""
+
+    level: str = "warning"
+
+    def notify(self, event: Event) -> None:
+        logger = get_logger("oxi.notify")
+        getattr(logger, self.level)(event.type, task_id=event.task_id, event_id=event.id,
+                                    **{k: v for k, v in event.payload.items()
+                                       if k not in ("task_id", "event_id")})
+
+
+@attrs.define
+class WebhookNotifier:
+    """POSTs ``{"event": {...}}`` to ``url``; ``headers`` may carry a { env = ... } secret."""
+
+    url: str
+    headers: dict[str, str] = attrs.field(factory=dict)
+    timeout_s: float = 10.0
+
+    def notify(self, event: Event) -> None:
+        import httpx
+
+        response = httpx.post(self.url, json={"event": event_json(event)},
+                              headers=self.headers, timeout=self.timeout_s)
+        response.raise_for_status()

@@ -1,0 +1,186 @@
+"""`oxi tick`, `oxi status`, `oxi ledger tail`, `oxi pause|resume`, `oxi task ...`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from oxi_core.cli import CliState
+    from oxi_core.engine.engine import Engine
+
+
+def _engine(state: CliState) -> Engine:
+    from oxi_core.engine.engine import Engine
+
+    return Engine(state.config())
+
+
+def add_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+    @cli.command(name="tick")
+    @click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @pass_state
+    def tick_command(state: CliState, dry_run: bool, as_json: bool) -> None:
+        """One pass: ingest the roadmap, reap, observe PRs, dispatch ready items."""
+        import asyncio
+
+        if dry_run:
+            from oxi_core.engine.dryrun import dry_run_plan
+
+            plan = dry_run_plan(state.config())
+            if as_json:
+                emit_json(plan)
+            else:
+                _print_plan(plan)
+            return
+        engine = _engine(state)
+        show_progress = not as_json and sys.stdout.isatty()
+        if show_progress:
+            from oxi_core.engine.progress import run_with_progress
+
+            report = asyncio.run(run_with_progress(engine))
+        else:
+            report = asyncio.run(engine.run_once())
+        if as_json:
+            from oxi_core.status import status_report
+
+            emit_json({"tick": report.as_json(), "status": status_report(engine.ledger)})
+        else:
+            from oxi_core.engine.progress import print_summary
+
+            print_summary(engine, report)
+
+    @cli.command(name="status")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("-n", "recent", default=10, show_default=True, help="Recent events to show.")
+    @pass_state
+    def status_command(state: CliState, as_json: bool, recent: int) -> None:
+        """Tasks by status, what is in flight, cost today and in total, recent events."""
+        from oxi_core.ledger import Ledger
+        from oxi_core.status import status_report
+
+        config = state.config()
+        report = status_report(Ledger(config.paths.ledger), recent=recent)
+        if as_json:
+            emit_json(report)
+            return
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())) or "no tasks"
+        click.echo(f"tasks: {counts}")
+        click.echo(f"cost:  ${report['cost_today_usd']:.4f} today, "
+                   f"${report['cost_total_usd']:.4f} in total")
+        if report["paused"]:
+            click.echo("PAUSED (oxi resume to continue)")
+        for row in report["in_flight"]:
+            click.echo(f"in flight: {row['task']} {row['agent']} pid {row['pid']} "
+                       f"last event {row['last_event']} {row['last_event_age_s']}s ago")
+        for row in report["retrying"]:
+            click.echo(f"retrying:  {row['task']} attempt {row['attempt']} due {row['due']}: "
+                       f"{row['last_error']}")
+        for row in report["tasks"]:
+            click.echo(f"  {row['id']:<8} {row['status']:<11} {row['title']}")
+        for event in report["recent_events"]:
+            click.echo(f"  #{event['id']} {event['ts']} {event['type']} {event['task'] or ''}")
+
+    @cli.group(name="ledger")
+    def ledger_group() -> None:
+        """Read the ledger."""
+
+    @ledger_group.command(name="tail")
+    @click.option("-n", "count", default=20, show_default=True, help="How many events.")
+    @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
+    @pass_state
+    def ledger_tail(state: CliState, count: int, as_json: bool) -> None:
+        """The last N events, oldest first."""
+        import json
+
+        from oxi_core.ledger import Ledger
+
+        ledger = Ledger(state.config().paths.ledger)
+        events = list(reversed(ledger.events(newest_first=True, limit=count)))
+        for event in events:
+            if as_json:
+                click.echo(json.dumps({"id": event.id, "ts": event.ts, "type": event.type,
+                                       "task_id": event.task_id, "session_id": event.session_id,
+                                       "cost_usd": event.cost_usd, "payload": event.payload},
+                                      sort_keys=True))
+            else:
+                cost = f" ${event.cost_usd:.4f}" if event.cost_usd else ""
+                click.echo(f"#{event.id} {event.ts} {event.type} {event.task_id or '-'}{cost} "
+                           f"{json.dumps(event.payload, sort_keys=True)[:160]}")
+
+    @cli.command(name="pause")
+    @pass_state
+    def pause_command(state: CliState) -> None:
+        """Killswitch: stop dispatching new work (in-flight workers finish)."""
+        from oxi_core.engine.engine import PAUSED_KEY
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger import events as ev
+
+        ledger = Ledger(state.config().paths.ledger)
+        ledger.state_set(PAUSED_KEY, ledger.now_iso(), event_type=ev.ENGINE_PAUSED)
+        click.echo("paused: tick and saturate dispatch nothing until `oxi resume`")
+
+    @cli.command(name="resume")
+    @pass_state
+    def resume_command(state: CliState) -> None:
+        """Undo `oxi pause`."""
+        from oxi_core.engine.engine import PAUSED_KEY
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger import events as ev
+
+        ledger = Ledger(state.config().paths.ledger)
+        ledger.state_set(PAUSED_KEY, None, event_type=ev.ENGINE_RESUMED)
+        click.echo("resumed")
+
+    @cli.group(name="task")
+    def task_group() -> None:
+        """Operator actions on one task."""
+
+    @task_group.command(name="release")
+    @click.argument("task_id")
+    @pass_state
+    def task_release(state: CliState, task_id: str) -> None:
+        """Release a task held by a gate (over budget); it dispatches past the cap."""
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger import events as ev
+        from oxi_core.tasks import TaskStatus
+
+        ledger = Ledger(state.config().paths.ledger)
+        moved = ledger.transition(task_id, TaskStatus.PLANNED, event_type=ev.TASK_RELEASED,
+                                  payload={"by": "operator"}, expect=[TaskStatus.HELD],
+                                  budget_released=True, held_reason=None)
+        if moved is None:
+            raise click.ClickException(f"{task_id} is not held")
+        click.echo(f"{task_id} released")
+
+    @task_group.command(name="retry")
+    @click.argument("task_id")
+    @pass_state
+    def task_retry(state: CliState, task_id: str) -> None:
+        """Re-plan a failed task (its attempt count starts over)."""
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger import events as ev
+        from oxi_core.tasks import TaskStatus
+
+        ledger = Ledger(state.config().paths.ledger)
+        moved = ledger.transition(task_id, TaskStatus.PLANNED,
+                                  event_type=ev.TASK_RETRY_REQUESTED, payload={"by": "operator"},
+                                  expect=[TaskStatus.FAILED], attempts=0, last_error=None)
+        if moved is None:
+            raise click.ClickException(f"{task_id} has not failed")
+        click.echo(f"{task_id} planned again")
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    click.echo(f"capacity {plan['capacity']}, in flight {len(plan['in_flight'])}"
+               + (" (PAUSED)" if plan["paused"] else ""))
+    for change in plan["ingest"]:
+        click.echo(f"ingest: {change['kind']} {change['task']}")
+    for warning in plan["warnings"]:
+        click.echo(f"warning: {warning}")
+    for entry in plan["dispatch"]:
+        reason = f" ({entry['reason']})" if entry["reason"] else ""
+        click.echo(f"{entry['decision']:<9} {entry['task']:<8} {entry['title']}{reason}")

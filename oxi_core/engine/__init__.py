@@ -1,0 +1,1 @@
+"""The loop: ingest, reap, observe, dispatch; and the daemon that repeats it."""

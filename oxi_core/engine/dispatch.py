@@ -1,0 +1,336 @@
+"""One worker: a claimed task from worktree to merged (or requeued) pull request.
+
+Order matters for never losing work: the worktree is removed only after its branch is pushed,
+and a worktree holding unpushed work is kept and named in an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from oxi_core import git
+from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
+from oxi_core.engine import worktrees
+from oxi_core.engine.hooks import run_hook
+from oxi_core.engine.prompt import build_prompt, repository_conventions
+from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
+from oxi_core.engine.retry import retry_due
+from oxi_core.ledger import events as ev
+from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
+from oxi_core.roadmap import RoadmapItem
+from oxi_core.tasks import Task, TaskStatus
+
+if TYPE_CHECKING:
+    from oxi_core.engine.engine import Engine
+
+HEARTBEAT_MIN_INTERVAL_S = 1.0
+CANCEL_POLL_S = 1.0
+
+
+class Cancelled(Exception):
+    """The task left the roadmap (or was closed) while its worker ran."""
+
+
+async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
+                     cancel: asyncio.Event) -> None:
+    """Run one claimed task; an unexpected error requeues it as transient, never strands it."""
+    worker = Worker(engine, task_id, item, cancel)
+    try:
+        await worker.run()
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        engine.log.error("dispatch_error", task_id=task_id, error=message)
+        engine.record(ev.DISPATCH_ERROR, task_id=task_id, payload={"error": message})
+        task = engine.ledger.task(task_id)
+        if task is not None and task.status is TaskStatus.DISPATCHED:
+            worker.schedule_retry(task, message, None)
+
+
+class Worker:
+    def __init__(self, engine: Engine, task_id: str, item: RoadmapItem,
+                 cancel: asyncio.Event) -> None:
+        self.engine = engine
+        self.ledger = engine.ledger
+        self.config = engine.config
+        self.policy = engine.config.policy
+        self.paths = engine.config.paths
+        self.task_id = task_id
+        self.item = item
+        self.cancel = cancel
+        self.remote = self.policy.remote
+        self.base_ref = f"{self.policy.remote}/{self.policy.base_branch}"
+        self._last_beat = 0.0
+        self._turns = 0
+
+    def task(self) -> Task:
+        task = self.ledger.task(self.task_id)
+        assert task is not None
+        return task
+
+    async def run(self) -> None:
+        task = self.task()
+        branch = worktrees.branch_name(task.id, task.title)
+        fresh = bool(task.last_error and task.last_error.startswith("conflict"))
+        await asyncio.to_thread(git.git, ["fetch", "--quiet", self.remote], self.paths.repo_root)
+        tree = await asyncio.to_thread(
+            worktrees.ensure_worktree, self.paths, task.id, branch, base_ref=self.base_ref,
+            remote=self.remote, fresh=fresh,
+        )
+        self.ledger.update_task(
+            task.id, event_type=ev.WORKTREE_REUSED if tree.reused else ev.WORKTREE_CREATED,
+            payload={"path": str(tree.path), "branch": branch, "fresh": fresh},
+            branch=branch, worktree=str(tree.path),
+        )
+        hooks = self.config.worktree.hooks
+        if not tree.reused:
+            created = await asyncio.to_thread(run_hook, "after_create", hooks.get("after_create"),
+                                              tree.path)
+            if not created.ok:
+                await self._hook_failed_requeue(task, tree.path, branch, created.output_tail,
+                                                "after_create")
+                return
+        before = await asyncio.to_thread(run_hook, "before_run", hooks.get("before_run"),
+                                         tree.path)
+        if not before.ok:
+            await self._hook_failed_requeue(task, tree.path, branch, before.output_tail,
+                                            "before_run")
+            return
+
+        result = await self._invoke(task, tree.path)
+
+        after = await asyncio.to_thread(run_hook, "after_run", hooks.get("after_run"), tree.path)
+        if not after.ok:
+            self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload={
+                "hook": "after_run", "exit_code": after.exit_code, "output": after.output_tail})
+        self.record_result(task, result)
+        if self.cancelled():
+            await self._finish_cancelled(tree.path, branch)
+            return
+        if result.classification is Classification.RETRYABLE_TRANSIENT:
+            self.schedule_retry(self.task(), result.reason, result.retry_after_s)
+            return
+        if result.classification is Classification.FAILED:
+            self.fail(result.reason)
+            await self._cleanup(tree.path, branch)
+            return
+        await self._deliver(tree.path, branch)
+
+    # -- the agent ------------------------------------------------------------------------
+
+    async def _invoke(self, task: Task, tree_path: Any) -> DispatchResult:
+        prompt = build_prompt(
+            task_id=task.id, title=self.item.title, subtitle=self.item.subtitle,
+            body=self.item.body, conventions=repository_conventions(self.paths.repo_root),
+            critic_reasons=task.critic_reasons, attempt=task.attempts,
+        )
+        request = DispatchRequest(
+            task_id=task.id, prompt=prompt, worktree=tree_path,
+            max_cost_usd=self.policy.task_cap_for(task.model),
+            timeout_s=self.policy.agent_timeout_s, stall_timeout_s=self.policy.stall_timeout_s,
+            on_event=self._on_event, on_spawn=self._on_spawn, cancel=self.cancel,
+        )
+        watcher = asyncio.create_task(self._watch_for_cancel())
+        try:
+            from oxi_core.agentic.shadow import invoke_with_shadow
+
+            return await invoke_with_shadow(self.engine, request)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    def _on_spawn(self, pid: int, pgid: int) -> None:
+        self.ledger.update_task(
+            self.task_id, event_type=ev.WORKER_STARTED,
+            payload={"pid": pid, "pgid": pgid, "host": self.engine.host},
+            worker_pid=pid, worker_pgid=pgid, worker_started_at=process_start_time(pid),
+            worker_host=self.engine.host,
+        )
+
+    def _on_event(self, event: CanonicalEvent) -> None:
+        # The heartbeat: the agent is making progress. Throttled so chatty agents cost little.
+        self._turns += event.kind == "assistant"
+        now = time.monotonic()
+        if now - self._last_beat < HEARTBEAT_MIN_INTERVAL_S:
+            return
+        self._last_beat = now
+        self.ledger.update_task(
+            self.task_id, event_type=None, last_progress_at=self.ledger.now_iso(),
+            last_event=str(event.kind), turns=self._turns,
+            **({"session_id": event.session_id} if event.session_id else {}),
+        )
+
+    async def _watch_for_cancel(self) -> None:
+        while not self.cancel.is_set():
+            await asyncio.sleep(CANCEL_POLL_S)
+            if self.cancelled():
+                self.cancel.set()
+
+    def cancelled(self) -> bool:
+        task = self.ledger.task(self.task_id)
+        return task is None or task.status is not TaskStatus.DISPATCHED or not task.in_roadmap
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record_result(self, task: Task, result: DispatchResult) -> None:
+        """Record the run's result once: recording the same attempt again changes nothing."""
+        attempt = task.attempts
+        seen = self.ledger.query(
+            "SELECT 1 FROM events WHERE type = ? AND task_id = ? "
+            "AND json_extract(payload, '$.attempt') = ? LIMIT 1",
+            (ev.DISPATCH_RESULT, task.id, attempt),
+        )
+        if seen:
+            return
+        payload = {**result.result_event(), "attempt": attempt}
+        self.ledger.update_task(
+            task.id, event_type=ev.DISPATCH_RESULT, payload=payload, cost_usd=result.cost_usd,
+            session_id=result.session_id, turns=result.turns, tokens=result.usage.total,
+            last_progress_at=self.ledger.now_iso(),
+            **{k: v for k, v in WORKER_FIELDS_CLEARED.items()
+               if k in ("worker_pid", "worker_pgid", "worker_started_at")},
+        )
+
+    def schedule_retry(self, task: Task, reason: str, retry_after_s: float | None) -> None:
+        if task.attempts >= self.policy.max_attempts:
+            self.fail(f"{reason} (after {task.attempts} attempts)")
+            return
+        due = retry_due(self.engine.clock(), task.attempts, self.policy, retry_after_s)
+        self.ledger.transition(
+            task.id, TaskStatus.RETRYING, event_type=ev.RETRY_SCHEDULED,
+            payload={"reason": reason, "attempt": task.attempts, "due": isoformat(due)},
+            expect=[TaskStatus.DISPATCHED], retry_due_at=isoformat(due), last_error=reason,
+        )
+
+    def fail(self, reason: str) -> None:
+        moved = self.ledger.transition(
+            self.task_id, TaskStatus.FAILED, event_type=ev.TASK_FAILED,
+            payload={"reason": reason}, expect=[TaskStatus.DISPATCHED, TaskStatus.IN_REVIEW],
+            last_error=reason,
+        )
+        if moved is not None:
+            self.engine.notify_last(ev.TASK_FAILED, self.task_id)
+
+    async def _hook_failed_requeue(self, task: Task, path: Any, branch: str, output: str,
+                                   hook: str) -> None:
+        self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id,
+                           payload={"hook": hook, "output": output})
+        await self._cleanup(path, branch, force=(hook == "after_create"))
+        self.ledger.transition(
+            task.id, TaskStatus.PLANNED, event_type=ev.TASK_DEFERRED,
+            payload={"reason": f"{hook} hook failed"}, expect=[TaskStatus.DISPATCHED],
+            last_error=f"{hook} hook failed: {output[-300:]}", **WORKER_FIELDS_CLEARED,
+        )
+
+    # -- delivering the work --------------------------------------------------------------
+
+    async def _deliver(self, path: Any, branch: str) -> None:
+        task = self.task()
+        await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}")
+        ahead = await asyncio.to_thread(git.commits_ahead, self.base_ref, "HEAD", path)
+        changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
+        if ahead == 0 or not changed:
+            self.fail("no changes: the agent reported success but left no commit and no diff")
+            await self._cleanup(path, branch)
+            return
+        files = tuple(sorted(set(task.files_touched) | set(changed)))
+        await asyncio.to_thread(
+            git.git, ["push", "--quiet", "--force-with-lease", self.remote,
+                      f"HEAD:refs/heads/{branch}"], path,
+        )
+        self.ledger.update_task(task.id, event_type=ev.BRANCH_PUSHED,
+                                payload={"branch": branch, "files": list(changed)},
+                                files_touched=files)
+        forge = self.config.forge
+        pr = await asyncio.to_thread(
+            forge.open_pr, task_id=task.id, branch=branch, title=f"{task.id}: {task.title}",
+            body=self._pr_body(task),
+        )
+        self.ledger.transition(
+            task.id, TaskStatus.IN_REVIEW, event_type=ev.PR_OPENED,
+            payload={"pr": pr.number, "url": pr.url, "files": list(pr.files)},
+            expect=[TaskStatus.DISPATCHED], pr_number=pr.number, **WORKER_FIELDS_CLEARED,
+        )
+        await self._review(task, pr.number, path)
+        await self._cleanup(path, branch)
+
+    def _pr_body(self, task: Task) -> str:
+        lines = [f"Roadmap item **{task.id} · {task.title}**", ""]
+        if self.item.subtitle:
+            lines += [f"_{self.item.subtitle}_", ""]
+        lines.append(f"Opened by oxi (attempt {task.attempts}).")
+        return "\n".join(lines)
+
+    async def _review(self, task: Task, pr_number: int, path: Any) -> None:
+        critic = self.config.critic
+        if critic is None:
+            return  # no critic configured: the pull request waits for a person
+        forge = self.config.forge
+        pr = forge.get_pr(pr_number)
+        subject = PullRequestSubject(pr=pr, tree=path, task_id=task.id, title=task.title,
+                                     subtitle=self.item.subtitle)
+        verdict = await asyncio.to_thread(critic.judge, subject)
+        self.engine.record(
+            ev.CRITIC_VERDICT, task_id=task.id, cost_usd=verdict.cost_usd,
+            payload={"pr": pr_number, "verdict": str(verdict.kind),
+                     "reasons": list(verdict.reasons), "critic": self.config.roles.critic},
+        )
+        if not verdict.approved:
+            reasons = "\n\n".join(verdict.reasons)
+            if task.attempts >= self.policy.max_attempts:
+                self.fail(f"the critic rejected attempt {task.attempts}, the last allowed")
+                return
+            self.ledger.transition(
+                task.id, TaskStatus.PLANNED, event_type=ev.TASK_REOPENED,
+                payload={"reason": "the critic rejected the pull request", "pr": pr_number},
+                expect=[TaskStatus.IN_REVIEW], critic_reasons=reasons,
+                last_error="rejected by the critic",
+            )
+            return
+        self.ledger.update_task(task.id, event_type=None, critic_reasons=None)
+        if not self.policy.auto_merge:
+            return
+        # T2-44: the code path that records an approval is the one that arms auto-merge.
+        newly = await asyncio.to_thread(forge.arm_auto_merge, pr_number)
+        self.engine.record(ev.AUTO_MERGE_ARMED, task_id=task.id,
+                           payload={"pr": pr_number, "already_armed": not newly})
+        after = forge.get_pr(pr_number)
+        current = self.task()
+        if after.state is not PullRequestState.OPEN:
+            self.engine.settle_pr(current, after)
+
+    # -- endings --------------------------------------------------------------------------
+
+    async def _cleanup(self, path: Any, branch: str, *, force: bool = False) -> None:
+        hooks = self.config.worktree.hooks
+        await asyncio.to_thread(run_hook, "before_remove", hooks.get("before_remove"), path)
+        kept = await asyncio.to_thread(
+            worktrees.remove_worktree, self.paths, path, branch=branch, remote=self.remote,
+            base_ref=self.base_ref, force=force,
+        )
+        if kept:
+            self.engine.record(ev.WORKTREE_KEPT, task_id=self.task_id,
+                               payload={"path": str(path), "reason": kept})
+        else:
+            self.engine.record(ev.WORKTREE_REMOVED, task_id=self.task_id,
+                               payload={"path": str(path)})
+
+    async def _finish_cancelled(self, path: Any, branch: str) -> None:
+        task = self.task()
+        if task.status is TaskStatus.DISPATCHED:
+            self.ledger.transition(task.id, TaskStatus.ABANDONED, event_type=ev.TASK_CANCELLED,
+                                   payload={"reason": "cancelled while running"},
+                                   **WORKER_FIELDS_CLEARED)
+        reason = await asyncio.to_thread(
+            worktrees.unpushed_work, path, branch=branch, remote=self.remote,
+            base_ref=self.base_ref,
+        )
+        if task.pr_number is not None:
+            self.engine._close_pr(task, "Closed by oxi: the task was cancelled.")
+        self.engine.record(ev.TASK_CANCELLED, task_id=task.id, notify=True, payload={
+            "worktree_kept": str(path) if reason else None, "unpushed": reason})
+        if not reason:
+            await self._cleanup(path, branch)

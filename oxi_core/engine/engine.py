@@ -1,0 +1,454 @@
+"""The engine: one tick is ingest -> reap -> observe -> dispatch.
+
+The engine is the only writer of the ledger. Workers run as asyncio tasks in this process and
+report through it; a failing phase is an event and a retry next tick, never the engine's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from oxi_core.config import OxiConfig
+from oxi_core.engine.ingest import IngestChange, apply_ingest, diff_roadmap
+from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
+from oxi_core.engine.state import EngineState
+from oxi_core.errors import OxiError, RoadmapError
+from oxi_core.ledger import Ledger
+from oxi_core.ledger import events as ev
+from oxi_core.log import get_logger
+from oxi_core.models import (
+    Event,
+    GateAction,
+    GateDecision,
+    PullRequest,
+    PullRequestState,
+    isoformat,
+    parse_ts,
+    utcnow,
+)
+from oxi_core.roadmap import Roadmap, load_roadmap
+from oxi_core.tasks import Task, TaskStatus
+
+Clock = Callable[[], datetime]
+PAUSED_KEY = "paused"
+BUDGET_DAY_KEY = "daily_budget_reached_on"
+WARNINGS_KEY = "roadmap_warnings_digest"
+ESTIMATE_HISTORY = 10
+
+
+@attrs.define
+class TickReport:
+    ingested: list[IngestChange] = attrs.field(factory=list)
+    reaped: list[Reaped] = attrs.field(factory=list)
+    merged: list[str] = attrs.field(factory=list)
+    dispatched: list[str] = attrs.field(factory=list)
+    deferred: list[tuple[str, str]] = attrs.field(factory=list)
+    held: list[tuple[str, str]] = attrs.field(factory=list)
+    failed_phases: list[tuple[str, str]] = attrs.field(factory=list)
+    warnings: list[str] = attrs.field(factory=list)
+    paused: bool = False
+    budget_reached: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ingested": [{"kind": c.kind, "task": c.task_id} for c in self.ingested],
+            "reaped": [{"task": r.task_id, "liveness": str(r.liveness)} for r in self.reaped],
+            "merged": self.merged,
+            "dispatched": self.dispatched,
+            "deferred": [{"task": t, "reason": r} for t, r in self.deferred],
+            "held": [{"task": t, "reason": r} for t, r in self.held],
+            "failed_phases": [{"phase": p, "error": e} for p, e in self.failed_phases],
+            "warnings": self.warnings,
+            "paused": self.paused,
+            "budget_reached": self.budget_reached,
+        }
+
+
+def utc_day_start(now: datetime) -> str:
+    return isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+class Engine:
+    def __init__(
+        self, config: OxiConfig, *, clock: Clock | None = None, ledger: Ledger | None = None,
+        capacity: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or utcnow
+        if ledger is None:
+            ledger = Ledger(config.paths.ledger, clock=self.clock)
+            config.context.use_ledger(ledger)
+        self.ledger = ledger
+        self.log = get_logger("oxi.engine")
+        self.workers: dict[str, asyncio.Task[None]] = {}
+        self.cancels: dict[str, asyncio.Event] = {}
+        self.host = this_host()
+        self.supervisor_pid, self.supervisor_started_at = supervisor_identity()
+        self.stop_dispatching = False
+        self._capacity = capacity
+        self._open_prs: list[PullRequest] = []
+        self.roadmap: Roadmap | None = None
+
+    # -- the phases -----------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        report = TickReport()
+        self.roadmap = self._phase(report, "ingest", lambda: self._ingest(report))
+        self._phase(report, "reap", lambda: self._reap(report))
+        self._phase(report, "observe", lambda: self._observe(report))
+        if self.stop_dispatching:
+            return report
+        if self.paused():
+            report.paused = True
+            return report
+        if self.roadmap is not None:
+            await self._dispatch(report, self.roadmap)
+        return report
+
+    async def wait_for_workers(self) -> None:
+        while self.workers:
+            await asyncio.gather(*list(self.workers.values()), return_exceptions=True)
+
+    async def run_once(self) -> TickReport:
+        """`oxi tick`: one tick, then wait for the workers it started."""
+        report = await self.tick()
+        await self.wait_for_workers()
+        # Record what the workers' pull requests became (merged, conflicted) this same run.
+        self._phase(report, "observe", lambda: self._observe(report))
+        return report
+
+    def _phase(self, report: TickReport, name: str, body: Callable[[], Any]) -> Any:
+        try:
+            return body()
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            report.failed_phases.append((name, message))
+            self.log.error("phase_failed", phase=name, error=message)
+            self.record(ev.PHASE_FAILED, payload={"phase": name, "error": message})
+            return None
+
+    def _ingest(self, report: TickReport) -> Roadmap | None:
+        try:
+            roadmap = load_roadmap(self.config.paths.roadmap)
+        except RoadmapError as error:
+            self._note_warnings(report, [f"roadmap unreadable: {error}"], ev.ROADMAP_UNREADABLE)
+            return None
+        warnings = [f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
+                    for w in roadmap.warnings]
+        self._note_warnings(report, warnings, ev.ROADMAP_WARNING)
+        report.ingested = apply_ingest(self.ledger, roadmap)
+        for change in report.ingested:
+            if change.kind == "abandoned":
+                self._on_abandoned(change.task_id)
+        return roadmap
+
+    def _note_warnings(self, report: TickReport, warnings: list[str], event_type: str) -> None:
+        """Log warnings every tick, but record them only when they change (idle ticks write
+        nothing)."""
+        report.warnings = warnings
+        for warning in warnings:
+            self.log.warning("roadmap_warning", warning=warning)
+        digest = hashlib.sha256("\n".join(warnings).encode()).hexdigest() if warnings else None
+        if self.ledger.state_get(WARNINGS_KEY) != digest:
+            self.ledger.state_set(WARNINGS_KEY, digest,
+                                  event_type=event_type if warnings else None,
+                                  payload={"warnings": warnings})
+
+    def _on_abandoned(self, task_id: str) -> None:
+        task = self.ledger.task(task_id)
+        if task is None:
+            return
+        cancel = self.cancels.get(task_id)
+        if cancel is not None:
+            cancel.set()  # the worker stops its agent and records the cancellation
+        if task.pr_number is not None and task_id not in self.workers:
+            self._close_pr(task, "Closed by oxi: the item was removed from the roadmap.")
+
+    def _close_pr(self, task: Task, comment: str) -> None:
+        assert task.pr_number is not None
+        pr = self.config.forge.get_pr(task.pr_number)
+        if pr.state is PullRequestState.OPEN:
+            self.config.forge.close_pr(task.pr_number, comment)
+            self.record(ev.PR_CLOSED, task_id=task.id,
+                        payload={"pr": task.pr_number, "comment": comment})
+
+    def _reap(self, report: TickReport) -> None:
+        report.reaped = reap_zombies(
+            self.ledger, now=self.clock(), timeout_s=self.config.policy.heartbeat_timeout_s,
+            host=self.host, skip=frozenset(self.workers),
+        )
+        for reaped in report.reaped:
+            self.notify_last(ev.ZOMBIE_REAPED, reaped.task_id)
+
+    def _observe(self, report: TickReport) -> None:
+        forge = self.config.forge
+        for task in self.ledger.tasks([TaskStatus.IN_REVIEW]):
+            if task.pr_number is None or task.id in self.workers:
+                continue
+            pr = forge.get_pr(task.pr_number)
+            if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
+                merge_if_ready = getattr(forge, "merge_if_ready", None)
+                if callable(merge_if_ready):
+                    pr = merge_if_ready(pr.number)
+            self.settle_pr(task, pr, report)
+        self._open_prs = forge.list_open_prs()
+
+    def settle_pr(self, task: Task, pr: PullRequest, report: TickReport | None = None) -> None:
+        """Move an in-review task along after what its pull request became."""
+        if pr.state is PullRequestState.MERGED:
+            moved = self.ledger.transition(
+                task.id, TaskStatus.MERGED, event_type=ev.TASK_MERGED,
+                payload={"pr": pr.number, "merged_sha": pr.merged_sha},
+                expect=[TaskStatus.IN_REVIEW],
+            )
+            if moved is not None and report is not None:
+                report.merged.append(task.id)
+        elif pr.state is PullRequestState.CLOSED:
+            self.ledger.transition(
+                task.id, TaskStatus.ABANDONED, event_type=ev.PR_CLOSED,
+                payload={"pr": pr.number, "reason": pr.closed_reason or "closed by a person"},
+                expect=[TaskStatus.IN_REVIEW],
+            )
+        elif pr.state is PullRequestState.CONFLICTED:
+            self.ledger.transition(
+                task.id, TaskStatus.PLANNED, event_type=ev.PR_CONFLICTED,
+                payload={"pr": pr.number, "reason": pr.closed_reason},
+                expect=[TaskStatus.IN_REVIEW], last_error=f"conflict: {pr.closed_reason}",
+                pr_number=None,
+            )
+        elif pr.state is PullRequestState.OPEN:
+            self._enforce_auto_merge(task, pr)
+
+    def _enforce_auto_merge(self, task: Task, pr: PullRequest) -> None:
+        """T2-44: an approved PR must have auto-merge armed; re-arm, notify if it will not."""
+        if not self.config.policy.auto_merge or pr.auto_merge_armed:
+            return
+        if not self.approved(task.id, pr.number):
+            return
+        forge = self.config.forge
+        forge.arm_auto_merge(pr.number)
+        after = forge.get_pr(pr.number)
+        if after.auto_merge_armed or after.state is PullRequestState.MERGED:
+            self.record(ev.AUTO_MERGE_ARMED, task_id=task.id,
+                        payload={"pr": pr.number, "rearmed": True})
+            if after.state is PullRequestState.MERGED:
+                self.settle_pr(task, after)
+            return
+        self.record(ev.AUTO_MERGE_NOT_ARMED, task_id=task.id, payload={"pr": pr.number},
+                    notify=True)
+
+    def approved(self, task_id: str, pr_number: int) -> bool:
+        verdicts = self.ledger.events(types=[ev.CRITIC_VERDICT], task_id=task_id,
+                                      newest_first=True, limit=1)
+        return bool(verdicts) and verdicts[0].payload.get("verdict") == "APPROVE" and (
+            verdicts[0].payload.get("pr") == pr_number)
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        if self._capacity is not None:
+            return self._capacity()
+        return self.config.policy.max_concurrent
+
+    def paused(self) -> bool:
+        return self.ledger.state_get(PAUSED_KEY) is not None
+
+    def due(self, task: Task) -> bool:
+        if task.status is TaskStatus.RETRYING:
+            return task.retry_due_at is None or parse_ts(task.retry_due_at) <= self.clock()
+        return task.status is TaskStatus.PLANNED
+
+    def candidates(self) -> list[Task]:
+        return [t for t in self.ledger.tasks([TaskStatus.PLANNED, TaskStatus.RETRYING])
+                if self.due(t)]
+
+    def estimate(self, task: Task) -> float:
+        """Cost estimate: the mean of recent results in the same tier, else the model's default."""
+        model = task.model or self.worker_model()
+        rows = self.ledger.query(
+            "SELECT e.cost_usd FROM events e JOIN tasks t ON t.id = e.task_id "
+            "WHERE e.type = ? AND t.tier = ? ORDER BY e.id DESC LIMIT ?",
+            (ev.DISPATCH_RESULT, task.tier, ESTIMATE_HISTORY),
+        )
+        if rows:
+            return sum(float(r[0]) for r in rows) / len(rows)
+        return self.config.policy.default_estimate_for(model)
+
+    def worker_model(self) -> str | None:
+        worker = self.config.worker
+        return worker.model_id() if worker is not None else None
+
+    def engine_state(self) -> EngineState:
+        now = self.clock()
+        in_flight = tuple(self.ledger.tasks([TaskStatus.DISPATCHED]))
+        reserved = sum(self.estimate(t) for t in in_flight)
+        return EngineState(
+            now=now, policy=self.config.policy, in_flight=in_flight,
+            open_prs=tuple(self._open_prs), spent_today_usd=self.spent_today(now),
+            reserved_usd=reserved, worker_model=self.worker_model(), estimate=self.estimate,
+            daily_budget_usd=self.config.policy.budget_per_day_usd,
+        )
+
+    def spent_today(self, now: datetime | None = None) -> float:
+        return self.ledger.spend_since(utc_day_start(now or self.clock()))
+
+    def gate_decision(self, task: Task, state: EngineState) -> tuple[str, GateDecision]:
+        for name, gate in self.config.instances["gates"].items():
+            if name == "budget" and task.budget_released:
+                continue  # the operator released this task's hold
+            decision: GateDecision = gate.check(task, state)
+            if decision.action is not GateAction.ALLOW:
+                return name, decision
+        return "", GateDecision.allow()
+
+    async def _dispatch(self, report: TickReport, roadmap: Roadmap) -> None:
+        from oxi_core.engine.dispatch import run_worker
+
+        if self.config.worker is None:
+            raise OxiError("no worker agent is configured",
+                           hint="add [agents.NAME] to oxi.toml and set [roles] worker = NAME")
+        in_flight = len(self.ledger.tasks([TaskStatus.DISPATCHED]))
+        slots = self.capacity() - in_flight
+        for task in self.candidates():
+            if slots <= 0 or self.stop_dispatching:
+                break
+            item = roadmap.get(task.id)
+            if item is None or item.done:
+                continue
+            state = self.engine_state()
+            gate, decision = self.gate_decision(task, state)
+            if decision.action is GateAction.DEFER:
+                self._defer(task, gate, decision, report)
+                if decision.details.get("daily_budget_reached"):
+                    self._budget_reached(decision, report)
+                    break
+                continue
+            if decision.action is GateAction.HOLD:
+                self.ledger.transition(
+                    task.id, TaskStatus.HELD, event_type=ev.TASK_HELD,
+                    payload={"gate": gate, "reason": decision.reason, **decision.details},
+                    expect=[TaskStatus.PLANNED, TaskStatus.RETRYING] , held_reason=decision.reason,
+                )
+                report.held.append((task.id, decision.reason))
+                continue
+            claimed = self.ledger.claim(
+                task.id, event_type=ev.TASK_CLAIMED,
+                payload={"host": self.host, "supervisor_pid": self.supervisor_pid,
+                         "attempt": task.attempts + 1},
+                worker_host=self.host, supervisor_pid=self.supervisor_pid,
+                supervisor_started_at=self.supervisor_started_at, worker_pid=None,
+                worker_pgid=None, worker_started_at=None, deferred_reason=None,
+                agent=self.config.roles.worker, model=self.worker_model(),
+            )
+            if not claimed:
+                continue  # another engine took it first
+            report.dispatched.append(task.id)
+            slots -= 1
+            cancel = asyncio.Event()
+            self.cancels[task.id] = cancel
+            worker = asyncio.create_task(run_worker(self, task.id, item, cancel))
+            self.workers[task.id] = worker
+            worker.add_done_callback(lambda _t, tid=task.id: self._forget(tid))
+
+    def _forget(self, task_id: str) -> None:
+        self.workers.pop(task_id, None)
+        self.cancels.pop(task_id, None)
+
+    def _defer(self, task: Task, gate: str, decision: GateDecision, report: TickReport) -> None:
+        report.deferred.append((task.id, decision.reason))
+        if task.deferred_reason == decision.reason:
+            return  # already recorded; an unchanged deferral writes nothing
+        self.ledger.update_task(
+            task.id, event_type=ev.TASK_DEFERRED,
+            payload={"gate": gate, "reason": decision.reason, **decision.details},
+            last_deferred_at=self.ledger.now_iso(), deferred_reason=decision.reason,
+        )
+
+    def _budget_reached(self, decision: GateDecision, report: TickReport) -> None:
+        report.budget_reached = True
+        today = utc_day_start(self.clock())
+        if self.ledger.state_get(BUDGET_DAY_KEY) == today:
+            return
+        self.ledger.state_set(BUDGET_DAY_KEY, today, event_type=ev.DAILY_BUDGET_REACHED,
+                              payload={**decision.details, "reason": decision.reason})
+        self.notify_last(ev.DAILY_BUDGET_REACHED, None)
+
+    # -- events and notifications ---------------------------------------------------------
+
+    def record(
+        self, event_type: str, *, task_id: str | None = None, payload: dict[str, Any] | None = None,
+        cost_usd: float = 0.0, session_id: str | None = None, notify: bool = False,
+    ) -> int:
+        event_id = self.ledger.append(event_type, task_id=task_id, payload=payload,
+                                      cost_usd=cost_usd, session_id=session_id)
+        if notify:
+            self.notify_last(event_type, task_id)
+        return event_id
+
+    def notify_last(self, event_type: str, task_id: str | None) -> None:
+        found = self.ledger.events(types=[event_type], task_id=task_id, newest_first=True,
+                                   limit=1)
+        if found:
+            self.notify(found[0])
+
+    def notify(self, event: Event) -> None:
+        from oxi_core.builtins.notifiers import NOTIFY_EVENT_TYPES
+
+        if event.type not in NOTIFY_EVENT_TYPES:
+            return
+        for name, notifier in self.config.instances["notifiers"].items():
+            try:
+                notifier.notify(event)
+            except Exception as error:  # a notifier down must not stop the engine
+                self.ledger.append(ev.NOTIFY_FAILED, task_id=event.task_id, payload={
+                    "notifier": name, "event_id": event.id,
+                    "error": f"{type(error).__name__}: {error}"})
+
+    # -- dry run --------------------------------------------------------------------------
+
+    def plan(self) -> dict[str, Any]:
+        """What a tick would do, computed without writing anything."""
+        roadmap = load_roadmap(self.config.paths.roadmap)
+        tasks = self.ledger.tasks()
+        changes = diff_roadmap(tasks, roadmap)
+        by_id = {t.id: t for t in tasks}
+        planned: list[Task] = [t for t in tasks if self.due(t)]
+        for change in changes:
+            if change.kind in ("new", "reopened"):
+                base = by_id.get(change.task_id)
+                fields = {**change.fields}
+                planned.append(Task(id=change.task_id, status=TaskStatus.PLANNED,
+                                    attempts=base.attempts if base else 0, **fields))  # type: ignore[arg-type]
+        planned.sort(key=lambda t: (t.tier, t.position, t.id))
+        in_flight = [t for t in tasks if t.status is TaskStatus.DISPATCHED]
+        slots = max(0, self.capacity() - len(in_flight))
+        state = attrs.evolve(self.engine_state(), open_prs=())
+        would: list[dict[str, Any]] = []
+        for task in planned:
+            item = roadmap.get(task.id)
+            if item is None:
+                continue
+            gate, decision = self.gate_decision(task, state)
+            entry = {"task": task.id, "title": task.title, "tier": task.tier,
+                     "decision": str(decision.action), "reason": decision.reason}
+            if decision.action is GateAction.ALLOW:
+                if slots <= 0:
+                    entry["decision"] = "no_slot"
+                else:
+                    slots -= 1
+                    state = attrs.evolve(state, in_flight=(*state.in_flight, task))
+            would.append(entry)
+        return {
+            "ingest": [{"kind": c.kind, "task": c.task_id} for c in changes],
+            "warnings": [f"line {w.line}: {w.message}" for w in roadmap.warnings],
+            "dispatch": would,
+            "paused": self.paused(),
+            "capacity": self.capacity(),
+            "in_flight": [t.id for t in in_flight],
+        }

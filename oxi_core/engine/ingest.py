@@ -1,0 +1,107 @@
+"""Ingest: upsert one task per roadmap item, by T-id; close what left the roadmap.
+
+Idempotent: ingesting the same roadmap twice writes nothing the second time. An item whose line
+could not be parsed is not "removed" (its task keeps its status), and a roadmap that cannot be
+read at all closes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from oxi_core.ledger import Ledger
+from oxi_core.ledger import events as ev
+from oxi_core.roadmap import Roadmap, RoadmapItem
+from oxi_core.tasks import OPEN_STATUSES, Task, TaskStatus
+
+# Statuses an item's removal from the roadmap closes as abandoned.
+CLOSED_BY_REMOVAL = OPEN_STATUSES
+
+
+@attrs.frozen
+class IngestChange:
+    kind: str  # new | updated | reopened | abandoned | done
+    task_id: str
+    fields: dict[str, object] = attrs.field(factory=dict)
+    previous_status: TaskStatus | None = None
+
+
+def _fields_from_item(item: RoadmapItem, position: int, existing: Task | None) -> dict[str, object]:
+    files = tuple(sorted(set(item.files) | set(existing.files_touched if existing else ())))
+    return {
+        "tier": item.tier,
+        "title": item.title,
+        "subtitle": item.subtitle,
+        "section": item.section,
+        "position": position,
+        "files_touched": files,
+    }
+
+
+def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
+    """What ingesting ``roadmap`` would change, given the current tasks. Pure."""
+    by_id = {task.id: task for task in tasks}
+    changes: list[IngestChange] = []
+    seen: set[str] = set()
+    for position, item in enumerate(roadmap.open_items):
+        seen.add(item.id)
+        existing = by_id.get(item.id)
+        fields = _fields_from_item(item, position, existing)
+        if existing is None:
+            changes.append(IngestChange("new", item.id, fields))
+            continue
+        if existing.status is TaskStatus.ABANDONED:
+            changes.append(IngestChange("reopened", item.id, fields, existing.status))
+            continue
+        if existing.status in (TaskStatus.MERGED, TaskStatus.DONE):
+            continue
+        changed = {k: v for k, v in fields.items() if getattr(existing, k) != v}
+        if not existing.in_roadmap:
+            changed["in_roadmap"] = True
+        if changed:
+            changes.append(IngestChange("updated", item.id, changed, existing.status))
+    for task_id in sorted(roadmap.done_ids):
+        existing = by_id.get(task_id)
+        seen.add(task_id)
+        if existing is not None and existing.status in OPEN_STATUSES - {TaskStatus.DISPATCHED,
+                                                                        TaskStatus.IN_REVIEW}:
+            changes.append(IngestChange("done", task_id, {}, existing.status))
+    for task in tasks:
+        if task.id in seen or task.id in roadmap.unreadable_ids:
+            continue
+        if task.status in CLOSED_BY_REMOVAL:
+            changes.append(IngestChange("abandoned", task.id, {"in_roadmap": False},
+                                        task.status))
+    return changes
+
+
+def apply_ingest(ledger: Ledger, roadmap: Roadmap) -> list[IngestChange]:
+    """Diff and apply in one transaction, so two engines ingesting at once agree."""
+    with ledger.transaction():
+        changes = diff_roadmap(ledger.tasks(), roadmap)
+        for change in changes:
+            _apply(ledger, change)
+    return changes
+
+
+def _apply(ledger: Ledger, change: IngestChange) -> None:
+    if change.kind == "new":
+        task = Task(id=change.task_id, status=TaskStatus.PLANNED, **change.fields)  # type: ignore[arg-type]
+        ledger.insert_task(task, event_type=ev.TASK_INGESTED,
+                           payload={"title": task.title, "tier": task.tier})
+    elif change.kind == "updated":
+        ledger.update_task(change.task_id, event_type=ev.TASK_UPDATED,
+                           payload={"changed": sorted(change.fields)}, **change.fields)
+    elif change.kind == "reopened":
+        ledger.transition(change.task_id, TaskStatus.PLANNED, event_type=ev.TASK_REOPENED,
+                          payload={"reason": "the item is back on the roadmap"},
+                          in_roadmap=True, **change.fields)
+    elif change.kind == "done":
+        ledger.transition(change.task_id, TaskStatus.DONE, event_type=ev.TASK_DONE,
+                          payload={"reason": "listed in the roadmap's Done section"})
+    elif change.kind == "abandoned":
+        ledger.transition(change.task_id, TaskStatus.ABANDONED, event_type=ev.TASK_ABANDONED,
+                          payload={"reason": "the item was removed from the roadmap"},
+                          in_roadmap=False)

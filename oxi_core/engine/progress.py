@@ -1,0 +1,61 @@
+"""What a person at a terminal sees: live progress while agents work, then a summary."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import click
+
+from oxi_core.status import status_report
+
+if TYPE_CHECKING:
+    from oxi_core.engine.engine import Engine, TickReport
+
+
+async def run_with_progress(engine: Engine) -> TickReport:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    def render() -> Table:
+        report = status_report(engine.ledger, recent=0)
+        table = Table(title="oxi: in flight", expand=False)
+        for column in ("task", "agent", "pid", "last event", "age s", "turns", "cost $"):
+            table.add_column(column)
+        for row in report["in_flight"]:
+            table.add_row(row["task"], str(row["agent"]), str(row["pid"]),
+                          str(row["last_event"]), str(row["last_event_age_s"]),
+                          str(row["turns"]), f"{row['cost_usd']:.4f}")
+        return table
+
+    console = Console(stderr=True)
+    with Live(render(), console=console, refresh_per_second=4, transient=True) as live:
+        job = asyncio.create_task(engine.run_once())
+        while not job.done():
+            live.update(render())
+            await asyncio.wait({job}, timeout=0.5)
+    return job.result()
+
+
+def print_summary(engine: Engine, report: TickReport) -> None:
+    status = status_report(engine.ledger, recent=0)
+    click.echo("oxi tick: " + (", ".join(
+        part for part in (
+            f"dispatched {', '.join(report.dispatched)}" if report.dispatched else "",
+            f"merged {', '.join(report.merged)}" if report.merged else "",
+            f"reaped {', '.join(r.task_id for r in report.reaped)}" if report.reaped else "",
+            f"deferred {len(report.deferred)}" if report.deferred else "",
+            f"held {len(report.held)}" if report.held else "",
+            "PAUSED" if report.paused else "",
+            "daily budget reached" if report.budget_reached else "",
+        ) if part
+    ) or "nothing to do"))
+    for phase, error in report.failed_phases:
+        click.echo(f"  phase {phase} failed: {error}")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(status["counts"].items()))
+    click.echo(f"  tasks: {counts or 'none'}")
+    click.echo(f"  cost today ${status['cost_today_usd']:.4f}, "
+               f"total ${status['cost_total_usd']:.4f}")

@@ -1,0 +1,145 @@
+"""The heartbeat reaper: dispatched tasks whose worker is gone go back to planned.
+
+``liveness`` is the one place that decides whether a dispatched task's worker is alive. A
+worker records its host, pid, process group and start time, and its supervisor's pid and start
+time; a pid is only "the same process" when its start time matches too, so a reused pid is
+never mistaken for the worker. On another host's claim only the heartbeat lease counts.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
+
+import attrs
+
+from oxi_core.agentic.runner import kill_group
+from oxi_core.ledger import Ledger
+from oxi_core.ledger import events as ev
+from oxi_core.models import parse_ts
+from oxi_core.tasks import Task, TaskStatus
+
+START_TIME_TOLERANCE_S = 0.05
+
+
+class Liveness(enum.StrEnum):
+    LIVE = "live"
+    ZOMBIE = "zombie"  # worker gone and nobody will record its result
+    ORPHAN = "orphan"  # worker alive but its supervisor died: nobody will record its result
+    LEASE_EXPIRED = "lease_expired"  # another host's claim whose heartbeat stopped
+
+
+@cache
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def same_process_alive(pid: int | None, started_at: float | None) -> bool:
+    """True only if ``pid`` runs now *and* started when we recorded it did."""
+    if not pid or started_at is None:
+        return False
+    current = process_start_time(pid)
+    if current is None:
+        return False
+    if abs(current - started_at) > START_TIME_TOLERANCE_S:
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def heartbeat_stale(task: Task, now: datetime, timeout_s: float) -> bool:
+    if task.last_progress_at is None:
+        return True
+    return parse_ts(task.last_progress_at) < now - timedelta(seconds=timeout_s)
+
+
+def liveness(task: Task, *, now: datetime, timeout_s: float, host: str | None = None) -> Liveness:
+    host = host or this_host()
+    if task.worker_host and task.worker_host != host:
+        stale = heartbeat_stale(task, now, timeout_s)
+        return Liveness.LEASE_EXPIRED if stale else Liveness.LIVE
+    supervisor_alive = same_process_alive(task.supervisor_pid, task.supervisor_started_at)
+    worker_alive = same_process_alive(task.worker_pid, task.worker_started_at)
+    if not supervisor_alive:
+        return Liveness.ORPHAN if worker_alive else Liveness.ZOMBIE
+    if worker_alive:
+        return Liveness.LIVE  # never reaped, however stale its heartbeat
+    if task.worker_pid is None and not heartbeat_stale(task, now, timeout_s):
+        return Liveness.LIVE  # claimed, agent not started yet (creating the worktree)
+    return Liveness.ZOMBIE if heartbeat_stale(task, now, timeout_s) else Liveness.LIVE
+
+
+Triage = Callable[[Task], str | None]
+
+WORKER_FIELDS_CLEARED = {
+    "worker_pid": None, "worker_pgid": None, "worker_started_at": None,
+    "supervisor_pid": None, "supervisor_started_at": None, "worker_host": None,
+}
+
+
+@attrs.frozen
+class Reaped:
+    task_id: str
+    liveness: Liveness
+    killed_group: int | None = None
+
+
+def reap_zombies(
+    ledger: Ledger, *, now: datetime, timeout_s: float, host: str | None = None,
+    triage: Triage | None = None, skip: frozenset[str] = frozenset(),
+) -> list[Reaped]:
+    """Return dead dispatched tasks to planned (killing orphaned workers first)."""
+    reaped: list[Reaped] = []
+    for task in ledger.tasks([TaskStatus.DISPATCHED]):
+        if task.id in skip:
+            continue
+        state = liveness(task, now=now, timeout_s=timeout_s, host=host)
+        if state is Liveness.LIVE:
+            continue
+        killed = None
+        if state is Liveness.ORPHAN and task.worker_pgid:
+            # Re-check right before killing: the group leader must still be our worker.
+            if same_process_alive(task.worker_pid, task.worker_started_at):
+                kill_group(task.worker_pgid)
+                killed = task.worker_pgid
+                ledger.append(ev.ORPHAN_KILLED, task_id=task.id,
+                              payload={"pgid": task.worker_pgid, "pid": task.worker_pid})
+        summary = triage(task) if triage is not None else None
+        payload: dict[str, object] = {
+            "reason": str(state),
+            "worker_pid": task.worker_pid,
+            "worker_host": task.worker_host,
+            "supervisor_pid": task.supervisor_pid,
+            "last_progress_at": task.last_progress_at,
+        }
+        if summary:
+            payload["triage_summary"] = summary
+        moved = ledger.transition(
+            task.id, TaskStatus.PLANNED, event_type=ev.ZOMBIE_REAPED, payload=payload,
+            expect=[TaskStatus.DISPATCHED], **WORKER_FIELDS_CLEARED,
+        )
+        if moved is not None:
+            reaped.append(Reaped(task.id, state, killed))
+    return reaped
+
+
+def supervisor_identity() -> tuple[int, float | None]:
+    pid = os.getpid()
+    return pid, process_start_time(pid)

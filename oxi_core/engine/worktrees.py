@@ -1,0 +1,191 @@
+"""Git worktrees for tasks: sanitised names, idempotent creation, and never losing work.
+
+Titles can come from outside text, so nothing here trusts them: branch and folder names are
+built from a strict alphabet, every path must stay under ``.oxi/worktrees/``, and a symlink
+anywhere on the way is refused, at creation and at removal.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from pathlib import Path
+
+import attrs
+
+from oxi_core import git
+from oxi_core.errors import WorktreeError
+from oxi_core.policy import RepoPaths
+
+_SAFE_ID = re.compile(r"^T\d+-[A-Za-z0-9]+$")
+_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+SLUG_MAX = 40
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _SLUG_CHARS.sub("-", ascii_text.lower()).strip("-")
+    return slug[:SLUG_MAX].rstrip("-") or "task"
+
+
+def safe_task_id(task_id: str) -> str:
+    if not _SAFE_ID.match(task_id):
+        raise WorktreeError(f"refusing task id {task_id!r} as a path component",
+                            hint="roadmap ids look like T1-23 or T1-B5")
+    return task_id
+
+
+def branch_name(task_id: str, title: str) -> str:
+    return f"oxi/{safe_task_id(task_id)}-{slugify(title)}"
+
+
+@attrs.frozen
+class Worktree:
+    path: Path
+    branch: str
+    reused: bool = False
+
+
+def _refuse_symlinks(paths: RepoPaths, target: Path) -> None:
+    """Every component from the repository root down to ``target`` must be a real folder."""
+    root = paths.repo_root
+    relative = target.relative_to(root)
+    current = root
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise WorktreeError(f"refusing {target}: {current} is a symlink",
+                                hint="remove the symlink; oxi keeps worktrees in real folders")
+
+
+def worktree_path(paths: RepoPaths, task_id: str) -> Path:
+    """The folder for a task's worktree, checked to stay under the worktrees folder."""
+    base = paths.worktrees_dir
+    target = base / safe_task_id(task_id)
+    if not target.resolve().is_relative_to(base.resolve()) or target.parent != base:
+        raise WorktreeError(f"refusing {target}: outside {base}")
+    _refuse_symlinks(paths, target)
+    return target
+
+
+def _registered_worktrees(repo: Path) -> dict[Path, str | None]:
+    """Registered worktrees and the branch each has checked out."""
+    found: dict[Path, str | None] = {}
+    current: Path | None = None
+    for line in git.out(["worktree", "list", "--porcelain"], repo).splitlines():
+        if line.startswith("worktree "):
+            current = Path(line[len("worktree "):])
+            found[current] = None
+        elif line.startswith("branch ") and current is not None:
+            found[current] = line[len("branch refs/heads/"):]
+    return found
+
+
+def ensure_worktree(
+    paths: RepoPaths, task_id: str, branch: str, *, base_ref: str, remote: str,
+    fresh: bool = False,
+) -> Worktree:
+    """Create the task's worktree on ``branch``, or reuse it. Safe to call again after a crash.
+
+    A branch left by an earlier attempt (locally or on the remote) is continued, so a second
+    attempt after a rejection builds on the first; ``fresh`` starts over from ``base_ref``.
+    """
+    repo = paths.repo_root
+    target = worktree_path(paths, task_id)
+    paths.worktrees_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_symlinks(paths, target)
+    git.git(["worktree", "prune"], repo)
+    registered = _registered_worktrees(repo)
+    resolved = target.resolve()
+    if resolved in registered:
+        if registered[resolved] == branch and not fresh and (target / ".git").exists():
+            return Worktree(target, branch, reused=True)
+        git.git(["worktree", "remove", "--force", str(target)], repo)
+    elif target.exists():
+        # A folder git does not know: debris from a crash mid-`worktree add`.
+        shutil.rmtree(target)
+    for other, other_branch in registered.items():
+        if other_branch == branch and other != resolved:
+            raise WorktreeError(f"branch {branch} is checked out at {other}",
+                                hint="remove that worktree, or let oxi's sweep handle it")
+    if fresh and git.branch_exists(branch, repo):
+        git.git(["branch", "-D", branch], repo)
+    if git.branch_exists(branch, repo):
+        git.git(["worktree", "add", str(target), branch], repo)
+    elif not fresh and git.remote_branch_sha(remote, branch, repo):
+        git.git(["worktree", "add", "-b", branch, str(target), f"{remote}/{branch}"], repo)
+    else:
+        git.git(["worktree", "add", "-b", branch, str(target), base_ref], repo)
+    return Worktree(target, branch)
+
+
+def unpushed_work(path: Path, *, branch: str, remote: str, base_ref: str) -> str | None:
+    """Why removing this worktree would lose work, or None when everything is on the remote."""
+    if git.is_dirty(path):
+        return "uncommitted changes"
+    head = git.rev_parse("HEAD", path)
+    if head is None:
+        return None
+    remote_sha = git.remote_branch_sha(remote, branch, path)
+    if remote_sha is not None:
+        if git.commits_ahead(remote_sha, head, path):
+            return f"commits not pushed to {remote}/{branch}"
+        return None
+    if git.commits_ahead(base_ref, head, path):
+        return f"commits that exist only in this worktree (no {remote}/{branch})"
+    return None
+
+
+def remove_worktree(
+    paths: RepoPaths, path: Path, *, branch: str, remote: str, base_ref: str,
+    force: bool = False,
+) -> str | None:
+    """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was."""
+    base = paths.worktrees_dir
+    if path.parent != base or not path.resolve().is_relative_to(base.resolve()):
+        raise WorktreeError(f"refusing to remove {path}: outside {base}")
+    _refuse_symlinks(paths, path)
+    if not path.exists():
+        git.git(["worktree", "prune"], paths.repo_root)
+        return None
+    if not force:
+        reason = unpushed_work(path, branch=branch, remote=remote, base_ref=base_ref)
+        if reason:
+            return reason
+    git.git(["worktree", "remove", "--force", str(path)], paths.repo_root)
+    return None
+
+
+def sweep_worktrees(
+    paths: RepoPaths, *, remote: str, base_ref: str, busy: set[str]
+) -> list[tuple[Path, str | None]]:
+    """Remove leftover worktrees (not in ``busy`` task ids), keeping any with unpushed work.
+
+    Returns each leftover and why it was kept (None when it was removed).
+    """
+    base = paths.worktrees_dir
+    if not base.exists():
+        return []
+    if base.is_symlink():
+        raise WorktreeError(f"refusing {base}: it is a symlink")
+    registered = _registered_worktrees(paths.repo_root)
+    results: list[tuple[Path, str | None]] = []
+    for entry in sorted(base.iterdir()):
+        if entry.name in busy:
+            continue
+        if entry.is_symlink():
+            results.append((entry, "a symlink; left alone"))
+            continue
+        if not _SAFE_ID.match(entry.name):
+            continue
+        branch = registered.get(entry.resolve())
+        if branch is None:
+            if entry.resolve() not in registered and entry.is_dir():
+                shutil.rmtree(entry)  # not a worktree git knows: crash debris
+                results.append((entry, None))
+            continue
+        kept = remove_worktree(paths, entry, branch=branch, remote=remote, base_ref=base_ref)
+        results.append((entry, kept))
+    git.git(["worktree", "prune"], paths.repo_root)
+    return results

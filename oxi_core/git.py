@@ -1,0 +1,99 @@
+"""Thin, typed wrappers over the git command line (argv lists only, never a shell)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from oxi_core.errors import GitError
+
+# What oxi's own commits are signed with when the repository has no identity configured.
+OXI_IDENTITY = {
+    "GIT_AUTHOR_NAME": "oxi",
+    "GIT_AUTHOR_EMAIL": "oxi@localhost",
+    "GIT_COMMITTER_NAME": "oxi",
+    "GIT_COMMITTER_EMAIL": "oxi@localhost",
+}
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"  # never wait for a password on a service host
+    env.setdefault("LC_ALL", "C")
+    env.update(extra or {})
+    return env
+
+
+def git(
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 300.0,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    argv = ["git", *args]
+    try:
+        result = subprocess.run(
+            argv, cwd=cwd, env=_env(env), capture_output=True, text=True, timeout=timeout_s,
+            input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise GitError(argv, -1, f"timed out after {timeout_s:.0f}s") from error
+    if check and result.returncode != 0:
+        raise GitError(argv, result.returncode, result.stderr or result.stdout)
+    return result
+
+
+def out(args: Sequence[str], cwd: Path, **kwargs: object) -> str:
+    return git(args, cwd, **kwargs).stdout.strip()  # type: ignore[arg-type]
+
+
+def ok(args: Sequence[str], cwd: Path) -> bool:
+    return git(args, cwd, check=False).returncode == 0
+
+
+def rev_parse(ref: str, cwd: Path) -> str | None:
+    result = git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd, check=False)
+    return result.stdout.strip() or None
+
+
+def branch_exists(branch: str, cwd: Path) -> bool:
+    return rev_parse(f"refs/heads/{branch}", cwd) is not None
+
+
+def remote_branch_sha(remote: str, branch: str, cwd: Path) -> str | None:
+    return rev_parse(f"refs/remotes/{remote}/{branch}", cwd)
+
+
+def changed_files(base: str, head: str, cwd: Path) -> list[str]:
+    """Files that differ between the merge base of ``base`` and ``head``, and ``head``."""
+    text = out(["diff", "--name-only", "-z", f"{base}...{head}"], cwd)
+    return sorted(name for name in text.split("\0") if name)
+
+
+def is_dirty(cwd: Path) -> bool:
+    return bool(out(["status", "--porcelain", "--untracked-files=all"], cwd))
+
+
+def commit_all(cwd: Path, message: str) -> bool:
+    """Stage everything and commit as oxi. Returns False when there was nothing to commit."""
+    git(["add", "-A"], cwd)
+    if ok(["diff", "--cached", "--quiet"], cwd):
+        return False
+    git(["commit", "--no-verify", "-q", "-m", message], cwd, env=identity_env(cwd))
+    return True
+
+
+def identity_env(cwd: Path) -> dict[str, str]:
+    """oxi's identity, unless the repository configures its own."""
+    has_name = ok(["config", "user.name"], cwd)
+    has_email = ok(["config", "user.email"], cwd)
+    return {} if has_name and has_email else dict(OXI_IDENTITY)
+
+
+def commits_ahead(base: str, head: str, cwd: Path) -> int:
+    return int(out(["rev-list", "--count", f"{base}..{head}"], cwd) or 0)

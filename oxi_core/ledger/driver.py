@@ -1,0 +1,59 @@
+"""The one SQLite driver this process uses: the same module sqlite-utils picked.
+
+sqlite-utils prefers ``pysqlite3`` (a SQLite that can load extensions such as sqlite-vec) and
+falls back to the stdlib. Mixing the two in one process breaks sqlite-utils' error handling,
+so every connection oxi opens goes through here.
+"""
+
+from __future__ import annotations
+
+import time
+from types import ModuleType
+from typing import Any
+
+
+def sqlite_module() -> ModuleType:
+    from sqlite_utils import utils
+
+    # sqlite_utils.utils binds ``sqlite3`` to whichever driver it imported (not re-exported).
+    module: ModuleType = vars(utils)["sqlite3"]
+    return module
+
+
+def can_load_extensions() -> bool:
+    conn = sqlite_module().connect(":memory:")
+    try:
+        return hasattr(conn, "enable_load_extension")
+    finally:
+        conn.close()
+
+
+def connect(path: str, *, timeout_s: float = 30.0) -> Any:
+    """A connection in autocommit mode: oxi issues BEGIN IMMEDIATE / COMMIT itself."""
+    conn = sqlite_module().connect(
+        path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+    )
+    _enable_wal(conn, timeout_s)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _enable_wal(conn: Any, timeout_s: float) -> None:
+    """Switch the file to WAL, retrying while another process holds the lock.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database is locked"
+    at once instead of calling the busy handler when two processes open a fresh file together.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite_module().OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

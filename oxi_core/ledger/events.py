@@ -1,0 +1,71 @@
+"""Every ledger event type, as constants. Nothing else in oxi spells an event name."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Roadmap ingest
+TASK_INGESTED: Final = "task_ingested"
+TASK_UPDATED: Final = "task_updated"
+TASK_ABANDONED: Final = "task_abandoned"
+TASK_DONE: Final = "task_done"
+TASK_REOPENED: Final = "task_reopened"
+ROADMAP_WARNING: Final = "roadmap_warning"
+ROADMAP_UNREADABLE: Final = "roadmap_unreadable"
+ROADMAP_PRUNED: Final = "roadmap_pruned"
+
+# Dispatch
+TASK_CLAIMED: Final = "task_claimed"
+TASK_DEFERRED: Final = "task_deferred"
+TASK_HELD: Final = "task_held"
+TASK_RELEASED: Final = "task_released"
+WORKER_STARTED: Final = "worker_started"
+WORKTREE_CREATED: Final = "worktree_created"
+WORKTREE_REUSED: Final = "worktree_reused"
+WORKTREE_REMOVED: Final = "worktree_removed"
+WORKTREE_KEPT: Final = "worktree_kept"
+WORKTREE_HOOK_FAILED: Final = "worktree_hook_failed"
+AGENT_EVENT: Final = "agent_event"
+DISPATCH_RESULT: Final = "dispatch_result"
+DISPATCH_ERROR: Final = "dispatch_error"
+RETRY_SCHEDULED: Final = "retry_scheduled"
+TASK_FAILED: Final = "task_failed"
+TASK_RETRY_REQUESTED: Final = "task_retry_requested"
+BRANCH_PUSHED: Final = "branch_pushed"
+BUDGET_UNDERCOUNT: Final = "budget_undercount"
+
+# Review and merge
+PR_OPENED: Final = "pr_opened"
+PR_CLOSED: Final = "pr_closed"
+PR_MERGED: Final = "pr_merged"
+PR_CONFLICTED: Final = "pr_conflicted"
+CRITIC_VERDICT: Final = "critic_verdict"
+AUTO_MERGE_ARMED: Final = "auto_merge_armed"
+AUTO_MERGE_NOT_ARMED: Final = "auto_merge_not_armed"
+TASK_MERGED: Final = "task_merged"
+
+# Running unattended
+TICK_STARTED: Final = "tick_started"
+TICK_FINISHED: Final = "tick_finished"
+PHASE_FAILED: Final = "phase_failed"
+ZOMBIE_REAPED: Final = "zombie_reaped"
+ORPHAN_KILLED: Final = "orphan_killed"
+TASK_CANCELLED: Final = "task_cancelled"
+DAILY_BUDGET_REACHED: Final = "daily_budget_reached"
+ENGINE_PAUSED: Final = "engine_paused"
+ENGINE_RESUMED: Final = "engine_resumed"
+SATURATE_STARTED: Final = "saturate_started"
+SATURATE_STOPPING: Final = "saturate_stopping"
+SATURATE_STOPPED: Final = "saturate_stopped"
+CONFIG_RELOADED: Final = "config_reloaded"
+CONFIG_RELOAD_FAILED: Final = "config_reload_failed"
+NOTIFY_FAILED: Final = "notify_failed"
+
+# Agentic shadow runs
+AGENTIC_SHADOW_OBSERVED: Final = "agentic_shadow_observed"
+
+
+def all_event_types() -> frozenset[str]:
+    return frozenset(
+        value for name, value in globals().items() if name.isupper() and isinstance(value, str)
+    )

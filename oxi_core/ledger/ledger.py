@@ -1,0 +1,482 @@
+"""The ledger: one SQLite file holding the append-only event log and its projections.
+
+Every change to a projection (``tasks``, ``pull_requests``, ``engine_state``) is written in the
+same transaction as the event that explains it, so a crash never leaves the two disagreeing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from oxi_core.errors import LedgerError
+from oxi_core.ledger import driver
+from oxi_core.ledger.migrations import apply_migrations
+from oxi_core.log import redact_text
+from oxi_core.models import Event, isoformat, utcnow
+from oxi_core.tasks import Task, TaskStatus, check_transition
+
+Clock = Callable[[], datetime]
+
+# SQL below is built with f-strings only from these column names (checked by _column_values)
+# and '?' placeholders; every value is a bound parameter. Hence the S608 noqa comments.
+TASK_COLUMNS = frozenset(field.name for field in attrs.fields(Task))
+_JSON_TASK_COLUMNS = frozenset({"files_touched"})
+
+
+@attrs.frozen
+class NewEvent:
+    """An event to append; ``append_many`` takes these."""
+
+    type: str
+    task_id: str | None = None
+    session_id: str | None = None
+    cost_usd: float = 0.0
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _jsonable(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold: string keys, finite floats, no sets."""
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
+
+
+def _payload_json(payload: Mapping[str, Any] | None) -> str:
+    if not payload:
+        return "{}"
+    try:
+        text = json.dumps(
+            payload, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False
+        )
+    except (TypeError, ValueError):
+        # NaN (SQLite's JSON functions reject it), mixed or tuple keys: store, never drop.
+        text = json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
+    # Redact the serialised text: one pass catches secrets however deeply they are nested.
+    cleaned = redact_text(text)
+    if cleaned == text:
+        return text
+    try:
+        json.loads(cleaned)
+    except ValueError:
+        # A secret matched across JSON syntax (inside a number, say): keep the row readable.
+        return redact_text(json.dumps({"redacted_payload": cleaned}, separators=(",", ":")))
+    return cleaned
+
+
+def task_from_row(row: Mapping[str, Any]) -> Task:
+    values = {name: row[name] for name in TASK_COLUMNS if name in row.keys()}  # noqa: SIM118
+    values["status"] = TaskStatus(values["status"])
+    values["files_touched"] = tuple(json.loads(values.get("files_touched") or "[]"))
+    values["in_roadmap"] = bool(values.get("in_roadmap", 1))
+    values["budget_released"] = bool(values.get("budget_released", 0))
+    return Task(**values)
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    return Event(
+        id=row[0],
+        ts=row[1],
+        type=row[2],
+        task_id=row[3],
+        session_id=row[4],
+        cost_usd=row[5],
+        payload=json.loads(row[6]),
+    )
+
+
+class Ledger:
+    """The SQLite ledger of one repository. Safe to share between threads of one process."""
+
+    def __init__(self, path: Path, *, clock: Clock = utcnow) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        conn: Any = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = driver.connect(str(self.path))
+            apply_migrations(conn)
+        except Exception as error:  # the driver's own error types vary
+            if conn is not None:
+                conn.close()
+            raise LedgerError(
+                f"cannot open the ledger at {self.path}: {error}",
+                hint="check that the folder is writable and the file is an oxi SQLite ledger",
+            ) from error
+        self.conn: Any = conn
+        self.conn.row_factory = None
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: Path, *, clock: Clock = utcnow) -> Ledger:
+        return cls(path, clock=clock)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @cached_property
+    def db(self) -> Any:
+        """The same connection as a ``sqlite_utils.Database``, for ad-hoc queries and tools."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn, execute_plugins=False)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def now_iso(self) -> str:
+        return isoformat(self.clock())
+
+    # -- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One write transaction (BEGIN IMMEDIATE); nested calls join the outer one."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT leaves the transaction open; some errors (SQLITE_FULL,
+                # SQLITE_IOERR) end it already, and ROLLBACK would then hide the real error.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._depth = 0
+
+    # -- events ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        type: str,
+        *,
+        task_id: str | None = None,
+        session_id: str | None = None,
+        cost_usd: float = 0.0,
+        payload: Mapping[str, Any] | None = None,
+    ) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.now_iso(),
+                    type,
+                    task_id,
+                    session_id,
+                    float(cost_usd),
+                    _payload_json(payload),
+                ),
+            )
+            event_id: int = cursor.lastrowid
+            return event_id
+
+    def append_many(self, events: Iterable[NewEvent]) -> int:
+        """Append a batch in one transaction; all land or none do. Returns how many."""
+        ts = self.now_iso()
+        rows = [
+            (ts, e.type, e.task_id, e.session_id, float(e.cost_usd), _payload_json(e.payload))
+            for e in events
+        ]
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def events(
+        self,
+        *,
+        after_id: int = 0,
+        types: Iterable[str] | None = None,
+        task_id: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        clauses = ["id > ?"]
+        params: list[Any] = [after_id]
+        if types is not None:
+            wanted = list(types)
+            clauses.append(f"type IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if task_id is not None:
+            clauses.append("task_id = ?")
+            params.append(task_id)
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        sql = (
+            "SELECT id, ts, type, task_id, session_id, cost_usd, payload FROM events WHERE "  # noqa: S608
+            + " AND ".join(clauses)
+            + (" ORDER BY id DESC" if newest_first else " ORDER BY id")
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self.conn.execute(sql, params).fetchall()
+        return [event_from_row(row) for row in rows]
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query outside any write transaction."""
+        with self._lock:
+            return [tuple(row) for row in self.conn.execute(sql, params).fetchall()]
+
+    def count_events(self, type: str | None = None) -> int:
+        with self._lock:
+            if type is None:
+                row = self.conn.execute("SELECT count(*) FROM events").fetchone()
+            else:
+                row = self.conn.execute(
+                    "SELECT count(*) FROM events WHERE type = ?", (type,)
+                ).fetchone()
+        return int(row[0])
+
+    def spend_since(self, since: str) -> float:
+        """Dollars recorded by events at or after ``since`` (an ISO timestamp)."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE ts >= ?", (since,)
+            ).fetchone()
+        return float(row[0])
+
+    def total_spend(self) -> float:
+        with self._lock:
+            row = self.conn.execute("SELECT coalesce(sum(cost_usd), 0) FROM events").fetchone()
+        return float(row[0])
+
+    # -- the tasks projection -------------------------------------------------------------
+
+    def task(self, task_id: str) -> Task | None:
+        with self._lock:
+            cursor = self.conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,))
+            row = cursor.fetchone()
+            names = [d[0] for d in cursor.description]
+        return None if row is None else task_from_row(dict(zip(names, row, strict=True)))
+
+    def tasks(self, statuses: Iterable[str] | None = None) -> list[Task]:
+        """Tasks in priority order: tier, then roadmap position."""
+        sql = "SELECT * FROM tasks"
+        params: list[str] = []
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
+            params = wanted
+        sql += " ORDER BY tier, position, id"
+        with self._lock:
+            cursor = self.conn.execute(sql, params)
+            rows = cursor.fetchall()
+            names = [d[0] for d in cursor.description]
+        return [task_from_row(dict(zip(names, row, strict=True))) for row in rows]
+
+    def insert_task(self, task: Task, *, event_type: str, payload: Mapping[str, Any]) -> None:
+        values = self._column_values(attrs.asdict(task, recurse=False))
+        now = self.now_iso()
+        values["created_at"] = now
+        values["updated_at"] = now
+        columns = ", ".join(values)
+        with self.transaction() as conn:
+            conn.execute(
+                f"INSERT INTO tasks ({columns}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
+                list(values.values()),
+            )
+            self._insert_event(conn, event_type, task.id, None, 0.0, payload)
+
+    def update_task(
+        self,
+        task_id: str,
+        *,
+        event_type: str | None,
+        payload: Mapping[str, Any] | None = None,
+        cost_usd: float = 0.0,
+        session_id: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Change projection fields (not the status) and record why, in one transaction."""
+        if "status" in fields:
+            raise ValueError("use transition() to change a task's status")
+        with self.transaction() as conn:
+            self._update(conn, task_id, fields, cost_usd)
+            if event_type is not None:
+                self._insert_event(conn, event_type, task_id, session_id, cost_usd, payload)
+
+    def transition(
+        self,
+        task_id: str,
+        target: TaskStatus,
+        *,
+        event_type: str,
+        payload: Mapping[str, Any] | None = None,
+        cost_usd: float = 0.0,
+        session_id: str | None = None,
+        expect: Iterable[TaskStatus] | None = None,
+        **fields: Any,
+    ) -> Task | None:
+        """Move a task to ``target`` (checked by the state machine) with its event.
+
+        With ``expect``, the move only happens when the current status is one of those, and
+        None is returned otherwise (someone else moved the task first).
+        """
+        with self.transaction() as conn:
+            row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                raise LedgerError(
+                    f"no task {task_id} in the ledger",
+                    hint="run `oxi tick` to ingest the roadmap first",
+                )
+            current = row[0]
+            if expect is not None and current not in {str(s) for s in expect}:
+                return None
+            if current != target:
+                check_transition(task_id, current, target)
+            self._update(conn, task_id, {**fields, "status": str(target)}, cost_usd)
+            event_payload = {"from": current, "to": str(target), **(payload or {})}
+            self._insert_event(conn, event_type, task_id, session_id, cost_usd, event_payload)
+        return self.task(task_id)
+
+    def claim(
+        self, task_id: str, *, event_type: str, payload: Mapping[str, Any], **fields: Any
+    ) -> bool:
+        """Atomically take a planned (or due retrying) task. False when another engine won."""
+        now = self.now_iso()
+        assignments, values = self._assignments(
+            {**fields, "status": str(TaskStatus.DISPATCHED), "last_progress_at": now}
+        )
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE tasks SET {assignments}, attempts = attempts + 1, updated_at = ? "  # noqa: S608
+                "WHERE id = ? AND (status = 'planned' OR "
+                "(status = 'retrying' AND (retry_due_at IS NULL OR retry_due_at <= ?)))",
+                [*values, now, task_id, now],
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._insert_event(conn, event_type, task_id, None, 0.0, payload)
+        return True
+
+    def heartbeat(self, task_id: str) -> None:
+        """Move ``last_progress_at``: the reaper reads it as the worker's lease."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE tasks SET last_progress_at = ? WHERE id = ?", (self.now_iso(), task_id)
+            )
+
+    # -- engine state (killswitch, counters) ----------------------------------------------
+
+    def state_get(self, key: str) -> str | None:
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT value FROM engine_state WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def state_set(
+        self,
+        key: str,
+        value: str | None,
+        *,
+        event_type: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM engine_state WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO engine_state (key, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    (key, value, self.now_iso()),
+                )
+            if event_type is not None:
+                self._insert_event(conn, event_type, None, None, 0.0, payload)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _insert_event(
+        self,
+        conn: Any,
+        type: str,
+        task_id: str | None,
+        session_id: str | None,
+        cost_usd: float,
+        payload: Mapping[str, Any] | None,
+    ) -> int:
+        cursor = conn.execute(
+            "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now_iso(), type, task_id, session_id, float(cost_usd), _payload_json(payload)),
+        )
+        event_id: int = cursor.lastrowid
+        return event_id
+
+    def _update(self, conn: Any, task_id: str, fields: Mapping[str, Any], cost: float) -> None:
+        assignments, values = self._assignments(fields)
+        extra = ", cost_usd = cost_usd + ?" if cost else ""
+        sql = f"UPDATE tasks SET {assignments}{extra}, updated_at = ? WHERE id = ?"  # noqa: S608
+        params = [*values, *([cost] if cost else []), self.now_iso(), task_id]
+        if not fields:
+            sql = f"UPDATE tasks SET updated_at = ?{extra} WHERE id = ?"  # noqa: S608
+            params = [self.now_iso(), *([cost] if cost else []), task_id]
+        cursor = conn.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise LedgerError(
+                f"no task {task_id} in the ledger",
+                hint="run `oxi tick` to ingest the roadmap first",
+            )
+
+    def _assignments(self, fields: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        values = self._column_values(fields)
+        return ", ".join(f"{name} = ?" for name in values), list(values.values())
+
+    @staticmethod
+    def _column_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(fields) - TASK_COLUMNS
+        if unknown:
+            raise ValueError(f"not task columns: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in _JSON_TASK_COLUMNS:
+                value = json.dumps(list(value))
+            elif name in ("in_roadmap", "budget_released"):
+                value = int(bool(value))
+            elif isinstance(value, TaskStatus):
+                value = str(value)
+            values[name] = value
+        return values

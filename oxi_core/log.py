@@ -1,0 +1,153 @@
+"""structlog set-up: a console renderer on a TTY, JSON lines otherwise; secrets are redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+# Shapes of credentials that must never reach a log line, whatever field they hide in.
+_KEY_SHAPES = re.compile(
+    r"(?:sk-ant-[A-Za-z0-9_\-]{8,}"
+    r"|sk-(?:proj-|or-v1-|litellm-)?[A-Za-z0-9_\-]{16,}"
+    r"|xai-[A-Za-z0-9]{16,}"
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}"
+    r"|AKIA[0-9A-Z]{16}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{12,})"
+)
+_SECRET_FIELD = re.compile(r"(?i)(api[_-]?key|token|secret|password|authorization)")
+REDACTED = "[REDACTED]"
+
+_lock = threading.Lock()
+# Longest first, so a secret that contains another is replaced whole. Rebuilt on register,
+# read without the lock: redaction runs on every ledger append.
+_known_secrets: tuple[str, ...] = ()
+
+
+def _spellings(value: str) -> set[str]:
+    """The secret as written, and as JSON and repr() escape it (quotes, backslashes, non-ASCII):
+    rendered log lines and ledger payloads hold the escaped form, not the raw one."""
+    return {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    }
+
+
+def register_secret(value: str) -> None:
+    """Remember a value read through ``{ env = ... }`` so it is redacted wherever it appears."""
+    global _known_secrets
+    if len(value) >= 4:
+        with _lock:
+            _known_secrets = tuple(
+                sorted({*_known_secrets, *_spellings(value)}, key=len, reverse=True)
+            )
+
+
+def redact_text(text: str) -> str:
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _KEY_SHAPES.sub(REDACTED, text)
+
+
+_PLAIN = (int, float, bool, type(None))
+
+
+def redact(value: Any) -> Any:
+    """Redact secrets inside strings, mappings and sequences (used for logs and the ledger).
+
+    Keys are redacted too, and any other object whose repr() (what renderers print) holds a
+    secret is replaced by its redacted repr().
+    """
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, Mapping):
+        return {
+            redact(key): (
+                REDACTED
+                if _SECRET_FIELD.search(str(key)) and isinstance(item, str) and item
+                else redact(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [redact(item) for item in value]
+        if type(value) in (list, tuple, set, frozenset):
+            return type(value)(items)
+        if isinstance(value, tuple) and hasattr(value, "_make"):  # a named tuple
+            return value._make(items)
+        return items  # another subclass may not be constructible from one iterable
+    text = repr(value)
+    cleaned = redact_text(text)
+    return value if cleaned == text else cleaned
+
+
+def redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    redacted = redact(dict(event_dict))
+    event_dict.clear()
+    event_dict.update(redacted)
+    return event_dict
+
+
+def _redact_rendered(as_json: bool) -> Any:
+    """The last processor: a safety net over the rendered line, whatever put a secret in it."""
+
+    def processor(_logger: Any, _method: str, line: str) -> str:
+        cleaned = redact_text(line)
+        if cleaned == line or not as_json:
+            return cleaned
+        try:
+            json.loads(cleaned)
+        except ValueError:
+            # A secret matched across JSON syntax (e.g. inside a number): keep the line valid.
+            return redact_text(json.dumps({"event": "log line redacted", "line": cleaned}))
+        return cleaned
+
+    return processor
+
+
+def configure(
+    *, level: str = "info", stream: TextIO | None = None, json_lines: bool | None = None
+) -> None:
+    """Console output when the stream is a terminal, JSON lines otherwise (services, CI)."""
+    out = stream if stream is not None else sys.stderr
+    as_json = not out.isatty() if json_lines is None else json_lines
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=True)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    processors: Iterable[Any] = (
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_processor,
+        renderer,
+        _redact_rendered(as_json),
+    )
+    structlog.configure(
+        processors=list(processors),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "oxi") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,165 @@
+"""Value types shared across oxi, and the one cattrs converter that moves data across boundaries."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+
+class Classification(enum.StrEnum):
+    """How a dispatch ended: the engine's retry policy keys off this, nothing else."""
+
+    SUCCESS = "SUCCESS"
+    RETRYABLE_TRANSIENT = "RETRYABLE_TRANSIENT"
+    FAILED = "FAILED"
+
+
+class GateAction(enum.StrEnum):
+    ALLOW = "allow"
+    DEFER = "defer"  # try again next tick; the task stays planned
+    HOLD = "hold"  # park the task until an operator releases it
+
+
+@attrs.frozen
+class GateDecision:
+    action: GateAction
+    reason: str = ""
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def allow(cls) -> GateDecision:
+        return cls(GateAction.ALLOW)
+
+    @classmethod
+    def defer(cls, reason: str, **details: Any) -> GateDecision:
+        return cls(GateAction.DEFER, reason, details)
+
+    @classmethod
+    def hold(cls, reason: str, **details: Any) -> GateDecision:
+        return cls(GateAction.HOLD, reason, details)
+
+
+class VerdictKind(enum.StrEnum):
+    APPROVE = "APPROVE"
+    REJECT = "REJECT"
+
+
+@attrs.frozen
+class Verdict:
+    """A judge's answer. Critics judge pull requests; proposal judges judge candidates."""
+
+    kind: VerdictKind
+    reasons: tuple[str, ...] = ()
+    output_tail: str = ""
+    cost_usd: float = 0.0
+    cost_source: str = "none"
+
+    @property
+    def approved(self) -> bool:
+        return self.kind is VerdictKind.APPROVE
+
+
+class PullRequestState(enum.StrEnum):
+    OPEN = "open"
+    MERGED = "merged"
+    CLOSED = "closed"
+    CONFLICTED = "conflicted"
+
+
+@attrs.frozen
+class PullRequest:
+    number: int
+    branch: str
+    base: str
+    title: str
+    state: PullRequestState
+    task_id: str | None = None
+    files: tuple[str, ...] = ()
+    auto_merge_armed: bool = False
+    head_sha: str = ""
+    merged_sha: str | None = None
+    url: str = ""
+    closed_reason: str = ""
+
+
+@attrs.frozen
+class PullRequestSubject:
+    """What a critic reviews: the pull request and a checkout of its tree."""
+
+    pr: PullRequest
+    tree: Path
+    task_id: str
+    title: str
+    subtitle: str = ""
+    diff: str = ""
+
+
+@attrs.frozen
+class Candidate:
+    """An outside idea found by an auto-improve source."""
+
+    source: str
+    identifier: str
+    title: str
+    summary: str = ""
+    url: str = ""
+    published_at: datetime | None = None
+    signal_kind: str = ""
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class InferenceResult:
+    text: str
+    model: str
+    cost_usd: float
+    cost_source: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+
+
+@attrs.frozen
+class Event:
+    """One row of the ledger's append-only `events` table."""
+
+    id: int
+    ts: str
+    type: str
+    task_id: str | None = None
+    session_id: str | None = None
+    cost_usd: float = 0.0
+    payload: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    """Timestamps are stored as ISO-8601 UTC with microseconds, so they sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def dumps(value: Any) -> str:
+    """JSON for the ledger: compact, stable key order, and no NaN (SQLite's JSON rejects it)."""
+    return json.dumps(converter.unstructure(value), sort_keys=True, separators=(",", ":"),
+                      allow_nan=False, default=str)
+
+
+converter = cattrs.Converter()
+converter.register_unstructure_hook(Path, str)
+converter.register_unstructure_hook(datetime, isoformat)
+converter.register_structure_hook(Path, lambda value, _type: Path(value))
+converter.register_structure_hook(datetime, lambda value, _type: datetime.fromisoformat(value))
