@@ -110,7 +110,10 @@ class Worker:
             await self._finish_cancelled(tree.path, branch)
             return
         if result.classification is Classification.RETRYABLE_TRANSIENT:
+            # The worktree stays for the retry to reuse, unless retries are exhausted.
             self.schedule_retry(self.task(), result.reason, result.retry_after_s)
+            if self.task().status is TaskStatus.FAILED:
+                await self._cleanup(tree.path, branch)
             return
         if result.classification is Classification.FAILED:
             self.fail(result.reason)
@@ -254,8 +257,11 @@ class Worker:
             payload={"pr": pr.number, "url": pr.url, "files": list(pr.files)},
             expect=[TaskStatus.DISPATCHED], pr_number=pr.number, **WORKER_FIELDS_CLEARED,
         )
-        await self._review(task, pr.number, path)
+        approved = await self._review(task, pr.number, path)
+        # The branch is on the remote now: the worktree can go before anything merges it.
         await self._cleanup(path, branch)
+        if approved:
+            await self._arm_auto_merge(pr.number)
 
     def _pr_body(self, task: Task) -> str:
         lines = [f"Roadmap item **{task.id} · {task.title}**", ""]
@@ -264,10 +270,11 @@ class Worker:
         lines.append(f"Opened by oxi (attempt {task.attempts}).")
         return "\n".join(lines)
 
-    async def _review(self, task: Task, pr_number: int, path: Any) -> None:
+    async def _review(self, task: Task, pr_number: int, path: Any) -> bool:
+        """Run the critic; True when it approved (the caller then arms auto-merge)."""
         critic = self.config.critic
         if critic is None:
-            return  # no critic configured: the pull request waits for a person
+            return False  # no critic configured: the pull request waits for a person
         forge = self.config.forge
         pr = forge.get_pr(pr_number)
         subject = PullRequestSubject(pr=pr, tree=path, task_id=task.id, title=task.title,
@@ -282,25 +289,28 @@ class Worker:
             reasons = "\n\n".join(verdict.reasons)
             if task.attempts >= self.policy.max_attempts:
                 self.fail(f"the critic rejected attempt {task.attempts}, the last allowed")
-                return
+                return False
             self.ledger.transition(
                 task.id, TaskStatus.PLANNED, event_type=ev.TASK_REOPENED,
                 payload={"reason": "the critic rejected the pull request", "pr": pr_number},
                 expect=[TaskStatus.IN_REVIEW], critic_reasons=reasons,
                 last_error="rejected by the critic",
             )
-            return
+            return False
         self.ledger.update_task(task.id, event_type=None, critic_reasons=None)
+        return True
+
+    async def _arm_auto_merge(self, pr_number: int) -> None:
+        """T2-44: the code path that records an approval is the one that arms auto-merge."""
         if not self.policy.auto_merge:
             return
-        # T2-44: the code path that records an approval is the one that arms auto-merge.
+        forge = self.config.forge
         newly = await asyncio.to_thread(forge.arm_auto_merge, pr_number)
-        self.engine.record(ev.AUTO_MERGE_ARMED, task_id=task.id,
+        self.engine.record(ev.AUTO_MERGE_ARMED, task_id=self.task_id,
                            payload={"pr": pr_number, "already_armed": not newly})
-        after = forge.get_pr(pr_number)
-        current = self.task()
+        after = await asyncio.to_thread(forge.get_pr, pr_number)
         if after.state is not PullRequestState.OPEN:
-            self.engine.settle_pr(current, after)
+            self.engine.settle_pr(self.task(), after)
 
     # -- endings --------------------------------------------------------------------------
 
