@@ -176,8 +176,10 @@ def config_check(state: CliState, as_json: bool) -> None:
 
 
 from oxi_core.commands import loop as _loop  # noqa: E402  (click only; defined after cli)
+from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 
 _loop.add_commands(cli, pass_state, emit_json)
+_roadmap.add_commands(cli, pass_state, emit_json)
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Merges are serialised with a file lock, so several engines on one repository can
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from oxi_core import git
 from oxi_core.errors import OxiError
 from oxi_core.models import PullRequest, PullRequestState
 from oxi_core.protocols import PluginContext
+from oxi_core.repolock import repo_lock
 
 _COLUMNS = ("number", "task_id", "branch", "base", "title", "state", "head_sha", "files",
             "auto_merge_armed", "merged_sha", "closed_reason")
@@ -89,6 +89,10 @@ class LocalForge:
         git.git(["fetch", "--quiet", "--prune", self.remote], self.repo)
 
     def open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
+        with self._lock():
+            return self._open_pr(task_id=task_id, branch=branch, title=title, body=body)
+
+    def _open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
         self._fetch()
         head = git.remote_branch_sha(self.remote, branch, self.repo)
         if head is None:
@@ -169,14 +173,9 @@ class LocalForge:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        state_dir = self.context.paths.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        with open(state_dir / "local-forge.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # The repository's git lock: merges write refs and worktrees other workers share.
+        with repo_lock(self.context.paths.state_dir).hold():
+            yield
 
     def _squash_merge(self, pr: PullRequest) -> None:
         merge_dir = self.context.paths.state_dir / "merges" / str(pr.number)

@@ -19,6 +19,7 @@ from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
 from oxi_core.ledger import events as ev
+from oxi_core.repolock import repo_lock
 from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
 from oxi_core.roadmap import RoadmapItem
 from oxi_core.tasks import Task, TaskStatus
@@ -74,11 +75,7 @@ class Worker:
         task = self.task()
         branch = worktrees.branch_name(task.id, task.title)
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
-        await asyncio.to_thread(git.git, ["fetch", "--quiet", self.remote], self.paths.repo_root)
-        tree = await asyncio.to_thread(
-            worktrees.ensure_worktree, self.paths, task.id, branch, base_ref=self.base_ref,
-            remote=self.remote, fresh=fresh,
-        )
+        tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh)
         self.ledger.update_task(
             task.id, event_type=ev.WORKTREE_REUSED if tree.reused else ev.WORKTREE_CREATED,
             payload={"path": str(tree.path), "branch": branch, "fresh": fresh},
@@ -120,6 +117,25 @@ class Worker:
             await self._cleanup(tree.path, branch)
             return
         await self._deliver(tree.path, branch)
+
+    def _locked(self) -> Any:
+        return repo_lock(self.paths.state_dir).hold()
+
+    def _prepare_worktree(self, task_id: str, branch: str, fresh: bool) -> worktrees.Worktree:
+        with self._locked():
+            git.git(["fetch", "--quiet", self.remote], self.paths.repo_root)
+            return worktrees.ensure_worktree(self.paths, task_id, branch, base_ref=self.base_ref,
+                                             remote=self.remote, fresh=fresh)
+
+    def _push(self, path: Any, branch: str) -> None:
+        with self._locked():
+            git.git(["push", "--quiet", "--force-with-lease", self.remote,
+                     f"HEAD:refs/heads/{branch}"], path)
+
+    def _remove(self, path: Any, branch: str, force: bool) -> str | None:
+        with self._locked():
+            return worktrees.remove_worktree(self.paths, path, branch=branch, remote=self.remote,
+                                             base_ref=self.base_ref, force=force)
 
     # -- the agent ------------------------------------------------------------------------
 
@@ -240,10 +256,7 @@ class Worker:
             await self._cleanup(path, branch)
             return
         files = tuple(sorted(set(task.files_touched) | set(changed)))
-        await asyncio.to_thread(
-            git.git, ["push", "--quiet", "--force-with-lease", self.remote,
-                      f"HEAD:refs/heads/{branch}"], path,
-        )
+        await asyncio.to_thread(self._push, path, branch)
         self.ledger.update_task(task.id, event_type=ev.BRANCH_PUSHED,
                                 payload={"branch": branch, "files": list(changed)},
                                 files_touched=files)
@@ -317,10 +330,7 @@ class Worker:
     async def _cleanup(self, path: Any, branch: str, *, force: bool = False) -> None:
         hooks = self.config.worktree.hooks
         await asyncio.to_thread(run_hook, "before_remove", hooks.get("before_remove"), path)
-        kept = await asyncio.to_thread(
-            worktrees.remove_worktree, self.paths, path, branch=branch, remote=self.remote,
-            base_ref=self.base_ref, force=force,
-        )
+        kept = await asyncio.to_thread(self._remove, path, branch, force)
         if kept:
             self.engine.record(ev.WORKTREE_KEPT, task_id=self.task_id,
                                payload={"path": str(path), "reason": kept})

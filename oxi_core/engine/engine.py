@@ -22,6 +22,7 @@ from oxi_core.errors import OxiError, RoadmapError
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger
+from oxi_core.repolock import repo_lock
 from oxi_core.models import (
     Event,
     GateAction,
@@ -94,11 +95,15 @@ class Engine:
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
         self.roadmap: Roadmap | None = None
+        self._swept = False
 
     # -- the phases -----------------------------------------------------------------------
 
     async def tick(self) -> TickReport:
         report = TickReport()
+        if not self._swept:
+            self._swept = True
+            self._phase(report, "sweep", self.startup)
         self.roadmap = self._phase(report, "ingest", lambda: self._ingest(report))
         self._phase(report, "reap", lambda: self._reap(report))
         self._phase(report, "observe", lambda: self._observe(report))
@@ -114,6 +119,23 @@ class Engine:
     async def wait_for_workers(self) -> None:
         while self.workers:
             await asyncio.gather(*list(self.workers.values()), return_exceptions=True)
+
+    def startup(self) -> None:
+        """Once per process: sweep worktrees left by a crash (keeping any unpushed work)."""
+        from oxi_core.engine.worktrees import sweep_worktrees
+
+        busy = {t.id for t in self.ledger.tasks([TaskStatus.DISPATCHED])}
+        policy = self.config.policy
+        with repo_lock(self.config.paths.state_dir).hold():
+            swept = sweep_worktrees(self.config.paths, remote=policy.remote,
+                                    base_ref=f"{policy.remote}/{policy.base_branch}", busy=busy)
+        for path, kept in swept:
+            if kept:
+                self.record(ev.WORKTREE_KEPT, task_id=path.name,
+                            payload={"path": str(path), "reason": kept, "by": "sweep"})
+            else:
+                self.record(ev.WORKTREE_REMOVED, task_id=path.name,
+                            payload={"path": str(path), "by": "sweep"})
 
     async def run_once(self) -> TickReport:
         """`oxi tick`: one tick, then wait for the workers it started."""

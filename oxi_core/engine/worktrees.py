@@ -114,9 +114,10 @@ def ensure_worktree(
     if git.branch_exists(branch, repo):
         git.git(["worktree", "add", str(target), branch], repo)
     elif not fresh and git.remote_branch_sha(remote, branch, repo):
-        git.git(["worktree", "add", "-b", branch, str(target), f"{remote}/{branch}"], repo)
+        git.git(["worktree", "add", "--no-track", "-b", branch, str(target),
+                 f"{remote}/{branch}"], repo)
     else:
-        git.git(["worktree", "add", "-b", branch, str(target), base_ref], repo)
+        git.git(["worktree", "add", "--no-track", "-b", branch, str(target), base_ref], repo)
     return Worktree(target, branch)
 
 

@@ -1,0 +1,100 @@
+"""`oxi roadmap list|lint|prune`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from oxi_core.cli import CliState
+
+
+def _roadmap_path(state: CliState, file: Path | None) -> Path:
+    return file if file is not None else state.config().paths.roadmap
+
+
+def _default_ref(repo: Path, remote: str, base: str) -> str:
+    from oxi_core import git
+
+    return f"{remote}/{base}" if git.rev_parse(f"{remote}/{base}", repo) else base
+
+
+def add_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+    file_option = click.option(
+        "--file", "file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="A roadmap file to read instead of the configured one.",
+    )
+
+    @cli.group(name="roadmap")
+    def roadmap_group() -> None:
+        """Read, check and prune roadmap.md."""
+
+    @roadmap_group.command(name="list")
+    @file_option
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("--all", "include_done", is_flag=True, help="Include the Done section's ids.")
+    @pass_state
+    def roadmap_list(state: CliState, file: Path | None, as_json: bool,
+                     include_done: bool) -> None:
+        """Each item: id, tier, title, subtitle, section, line, done."""
+        from oxi_core.roadmap import load_roadmap
+
+        roadmap = load_roadmap(_roadmap_path(state, file))
+        items = [i for i in roadmap.items if include_done or not i.done]
+        if as_json:
+            emit_json({"items": [i.as_json() for i in items],
+                       "done_ids": sorted(roadmap.done_ids),
+                       "warnings": [str(w) for w in roadmap.warnings]})
+            return
+        for item in items:
+            mark = "done" if item.done else f"T{item.tier}"
+            click.echo(f"{item.id:<8} {mark:<4} {item.title}")
+        for warning in roadmap.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+    @roadmap_group.command(name="lint")
+    @file_option
+    @pass_state
+    def roadmap_lint(state: CliState, file: Path | None) -> None:
+        """Report problems; exit non-zero when any is an error."""
+        from oxi_core.roadmap import load_roadmap
+
+        path = _roadmap_path(state, file)
+        roadmap = load_roadmap(path)
+        for warning in roadmap.warnings:
+            click.echo(f"{path}:{warning.line}: {warning.severity}: {warning.message}")
+        errors = len(roadmap.errors)
+        click.echo(f"{len(roadmap.open_items)} open items, {len(roadmap.warnings)} problems "
+                   f"({errors} errors)")
+        if errors:
+            raise SystemExit(1)
+
+    @roadmap_group.command(name="prune")
+    @click.option("--dry-run", is_flag=True, help="Print what would be removed; write nothing.")
+    @click.option("--ref", default=None,
+                  help="The branch to read (default: <remote>/<base>, else <base>).")
+    @pass_state
+    def roadmap_prune(state: CliState, dry_run: bool, ref: str | None) -> None:
+        """Remove items whose T-id appears in a substantive merged commit on main."""
+        from oxi_core.roadmap import prunable_ids, remove_items
+
+        config = state.config()
+        path = config.paths.roadmap
+        base = ref or _default_ref(config.paths.repo_root, config.policy.remote,
+                                   config.policy.base_branch)
+        text = path.read_bytes().decode("utf-8")
+        relative = str(path.relative_to(config.paths.repo_root))
+        ids = prunable_ids(config.paths.repo_root, text, ref=base, roadmap_path=relative)
+        if not ids:
+            click.echo("nothing to prune")
+            return
+        click.echo(("would remove " if dry_run else "removed ") + ", ".join(ids))
+        if dry_run:
+            return
+        path.write_bytes(remove_items(text, ids).encode("utf-8"))
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger import events as ev
+
+        Ledger(config.paths.ledger).append(ev.ROADMAP_PRUNED, payload={"ids": ids, "ref": base})
