@@ -71,6 +71,9 @@ class Policy:
     stall_timeout_s: float = 300.0
     hook_timeout_s: float = 600.0
     tick_interval_s: float = 30.0
+    # The provider plan's concurrent-session limit (see engine/probe.py): free, pro, max, team,
+    # or api (no plan limit).
+    plan_tier: str = "api"
 
     def task_cap_for(self, model: str | None) -> float:
         """The per-task cap for a model: the longest key that the model name contains."""

@@ -184,3 +184,53 @@ def _print_plan(plan: dict[str, Any]) -> None:
     for entry in plan["dispatch"]:
         reason = f" ({entry['reason']})" if entry["reason"] else ""
         click.echo(f"{entry['decision']:<9} {entry['task']:<8} {entry['title']}{reason}")
+
+
+def add_daemon_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+    @cli.command(name="saturate")
+    @click.option("--concurrency", "-n", type=click.IntRange(min=1), default=None,
+                  help="At most N workers in flight (default: [engine] max_concurrent).")
+    @click.option("--max-cost-per-day", type=click.FloatRange(min=0), default=None,
+                  help="Daily budget in USD (default: [engine] budget_per_day_usd).")
+    @click.option("--interval", type=click.FloatRange(min=0), default=None,
+                  help="Seconds between ticks when no worker finishes sooner.")
+    @pass_state
+    def saturate_command(state: CliState, concurrency: int | None,
+                         max_cost_per_day: float | None, interval: float | None) -> None:
+        """Run ticks continuously until SIGTERM/SIGINT or the daily budget is spent."""
+        import asyncio
+
+        from oxi_core.engine.saturate import Saturate
+
+        config = state.config()
+        daemon = Saturate(config, concurrency=concurrency or config.policy.max_concurrent,
+                          max_cost_per_day=max_cost_per_day, interval_s=interval)
+        result = asyncio.run(daemon.run())
+        click.echo(f"oxi saturate: stopped ({result.stopped_by or 'done'}) after {result.ticks} "
+                   f"ticks, {result.dispatched} dispatched; waited for "
+                   f"{', '.join(result.waited_for) or 'no workers'}")
+
+    @cli.command(name="probe")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("--ceiling", type=click.IntRange(min=1), default=None,
+                  help="The most workers to allow (default: [engine] max_concurrent).")
+    @pass_state
+    def probe_command(state: CliState, as_json: bool, ceiling: int | None) -> None:
+        """How many workers this host can take now: RAM, CPU load, plan tier, ceiling."""
+        from oxi_core.engine.probe import recommend_concurrency
+
+        policy = state.config().policy
+        recommendation = recommend_concurrency(ceiling=ceiling or policy.max_concurrent,
+                                               plan_tier=policy.plan_tier)
+        if as_json:
+            emit_json(recommendation.as_json())
+            return
+        readings = recommendation.readings
+        click.echo(f"ram envelope:       {recommendation.ram_envelope} "
+                   f"({readings.available_ram_bytes / 2**30:.1f} GiB available)")
+        click.echo(f"cpu envelope:       {recommendation.cpu_envelope} "
+                   f"({readings.cpu_count} CPUs, load {readings.load_avg_5min:.2f})")
+        click.echo(f"plan-tier envelope: {recommendation.plan_tier_envelope or 'unlimited'} "
+                   f"({policy.plan_tier})")
+        click.echo(f"ceiling:            {recommendation.ceiling}")
+        click.echo(f"recommended:        {recommendation.recommended}")

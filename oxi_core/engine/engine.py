@@ -141,7 +141,12 @@ class Engine:
         """`oxi tick`: one tick, then wait for the workers it started."""
         report = await self.tick()
         await self.wait_for_workers()
-        # Record what the workers' pull requests became (merged, conflicted) this same run.
+        self.observe_now(report)
+        return report
+
+    def observe_now(self, report: TickReport | None = None) -> TickReport:
+        """Record what the workers' pull requests became (merged, conflicted) right away."""
+        report = report or TickReport()
         self._phase(report, "observe", lambda: self._observe(report))
         return report
 

@@ -86,6 +86,35 @@ def liveness(task: Task, *, now: datetime, timeout_s: float, host: str | None = 
     return Liveness.ZOMBIE if heartbeat_stale(task, now, timeout_s) else Liveness.LIVE
 
 
+def orphaned_group_members(task: Task) -> list[int]:
+    """Live processes of the worker's process group that started no earlier than the worker.
+
+    The leader may be gone (a parent-death signal took it) while its children live on. A pid
+    reused since then would have to lead a new group with the same id and have started later
+    than our worker and kept that group: the start-time check makes that a non-issue for pids
+    reused before the worker, and the session check below rules out strangers.
+    """
+    if not task.worker_pgid or task.worker_started_at is None:
+        return []
+    import psutil
+
+    members: list[int] = []
+    for process in psutil.process_iter(["pid", "create_time"]):
+        try:
+            if os.getpgid(process.pid) != task.worker_pgid:
+                continue
+            if os.getsid(process.pid) != task.worker_pgid:
+                continue
+            if process.info["create_time"] + START_TIME_TOLERANCE_S < task.worker_started_at:
+                continue
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+        members.append(process.pid)
+    return members
+
+
 Triage = Callable[[Task], str | None]
 
 WORKER_FIELDS_CLEARED = {
@@ -114,13 +143,16 @@ def reap_zombies(
         if state is Liveness.LIVE:
             continue
         killed = None
-        if state is Liveness.ORPHAN and task.worker_pgid:
-            # Re-check right before killing: the group leader must still be our worker.
-            if same_process_alive(task.worker_pid, task.worker_started_at):
+        if state in (Liveness.ORPHAN, Liveness.ZOMBIE) and task.worker_pgid and (
+            not task.worker_host or task.worker_host == (host or this_host())
+        ):
+            survivors = orphaned_group_members(task)
+            if survivors:
+                # Nobody will record this work: stop what is left of the worker's group.
                 kill_group(task.worker_pgid)
                 killed = task.worker_pgid
-                ledger.append(ev.ORPHAN_KILLED, task_id=task.id,
-                              payload={"pgid": task.worker_pgid, "pid": task.worker_pid})
+                ledger.append(ev.ORPHAN_KILLED, task_id=task.id, payload={
+                    "pgid": task.worker_pgid, "pid": task.worker_pid, "killed": survivors})
         summary = triage(task) if triage is not None else None
         payload: dict[str, object] = {
             "reason": str(state),

@@ -1,0 +1,149 @@
+"""`oxi saturate`: tick after tick with at most N workers in flight, until told to stop.
+
+SIGTERM or SIGINT stops dispatching and waits for in-flight workers (they are never killed),
+records them, removes the PID file and exits 0. Reaching the daily budget does the same. oxi.toml
+is re-read between ticks; an invalid edit is recorded and the last good config kept. A failing
+phase is an event and a retry next tick, never the daemon's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from oxi_core.config import OxiConfig, load_config
+from oxi_core.engine.engine import Engine
+from oxi_core.engine.pidfile import PidFile
+from oxi_core.engine.probe import recommend_concurrency
+from oxi_core.errors import OxiError
+from oxi_core.ledger import events as ev
+
+
+@attrs.define
+class SaturateResult:
+    ticks: int = 0
+    dispatched: int = 0
+    stopped_by: str = ""
+    waited_for: list[str] = attrs.field(factory=list)
+
+
+class Saturate:
+    def __init__(
+        self, config: OxiConfig, *, concurrency: int, max_cost_per_day: float | None = None,
+        interval_s: float | None = None, max_ticks: int | None = None,
+        capacity: Callable[[int], int] | None = None,
+    ) -> None:
+        self.concurrency = concurrency
+        self.max_cost_per_day = max_cost_per_day
+        self.config = self._apply_overrides(config)
+        self.engine = Engine(self.config, capacity=self._capacity)
+        self.interval_s = interval_s if interval_s is not None else config.policy.tick_interval_s
+        self.max_ticks = max_ticks
+        self._probe = capacity
+        self.stop = asyncio.Event()
+        self.stopped_by = ""
+        self._config_mtime = self._mtime(config.path)
+        self._bad_mtime: float | None = None
+
+    def _apply_overrides(self, config: OxiConfig) -> OxiConfig:
+        policy = attrs.evolve(config.policy, max_concurrent=self.concurrency)
+        if self.max_cost_per_day is not None:
+            policy = attrs.evolve(policy, budget_per_day_usd=self.max_cost_per_day)
+        config.policy = policy
+        return config
+
+    def _capacity(self) -> int:
+        if self._probe is not None:
+            return self._probe(self.concurrency)
+        return recommend_concurrency(ceiling=self.concurrency).recommended
+
+    @staticmethod
+    def _mtime(path: Path | None) -> float | None:
+        try:
+            return path.stat().st_mtime if path else None
+        except OSError:
+            return None
+
+    def request_stop(self, why: str) -> None:
+        if not self.stop.is_set():
+            self.stopped_by = why
+            self.engine.stop_dispatching = True
+            self.stop.set()
+
+    def reload_config(self) -> None:
+        """Pick up oxi.toml edits between ticks; keep the last good config on a bad one."""
+        path = self.config.path
+        mtime = self._mtime(path)
+        if mtime is None or mtime == self._config_mtime or mtime == self._bad_mtime:
+            return
+        try:
+            fresh = load_config(path)
+        except OxiError as error:
+            self._bad_mtime = mtime
+            self.engine.log.error("config_reload_failed", error=str(error))
+            self.engine.record(ev.CONFIG_RELOAD_FAILED, payload={"error": str(error)},
+                               notify=True)
+            return
+        fresh.context.use_ledger(self.engine.ledger)
+        self.config = self._apply_overrides(fresh)
+        self.engine.config = self.config
+        self._config_mtime = mtime
+        self._bad_mtime = None
+        self.engine.record(ev.CONFIG_RELOADED, payload={"path": str(path)})
+
+    async def run(self) -> SaturateResult:
+        result = SaturateResult()
+        pidfile = PidFile(self.config.paths.saturate_pid)
+        pidfile.acquire()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
+        try:
+            self.engine.record(ev.SATURATE_STARTED, payload={
+                "concurrency": self.concurrency, "max_cost_per_day": self.max_cost_per_day,
+                "took_over_stale_pid_file": pidfile.took_over})
+            await self._loop(result)
+            waiting = sorted(self.engine.workers)
+            if waiting:
+                self.engine.record(ev.SATURATE_STOPPING, payload={
+                    "reason": self.stopped_by, "waiting_for": waiting})
+            await self.engine.wait_for_workers()
+            self.engine.observe_now()
+            result.waited_for = waiting
+            result.stopped_by = self.stopped_by
+            self.engine.record(ev.SATURATE_STOPPED, payload={
+                "reason": self.stopped_by, "ticks": result.ticks,
+                "waited_for": waiting, "dispatched": result.dispatched})
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            pidfile.release()
+        return result
+
+    async def _loop(self, result: SaturateResult) -> None:
+        while not self.stop.is_set():
+            self.reload_config()
+            report = await self.engine.tick()
+            result.ticks += 1
+            result.dispatched += len(report.dispatched)
+            if report.budget_reached:
+                self.request_stop("daily_budget_reached")
+                break
+            if self.max_ticks is not None and result.ticks >= self.max_ticks:
+                self.request_stop("max_ticks")
+                break
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        """Until the next tick: the interval, or sooner when a worker frees its slot."""
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.stop.wait())}
+        workers = set(self.engine.workers.values())
+        await asyncio.wait(waiters | workers, timeout=self.interval_s,
+                           return_when=asyncio.FIRST_COMPLETED)
+        for future in waiters:
+            future.cancel()
