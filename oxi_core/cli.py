@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except OxiError as error:
         if _should_reraise():
             raise
-        click.echo(f"oxi: error: {error}", err=True)
+        from oxi_core.log import redact_text
+
+        click.echo(f"oxi: error: {redact_text(str(error))}", err=True)
         sys.exit(error.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)

@@ -6,23 +6,26 @@ the file: a value ``{ env = "NAME" }`` is read from the environment (and redacte
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import inspect
 import os
 import re
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
+import cattrs.v
+from cattrs.gen import make_dict_structure_fn
 
 from oxi_core.errors import ConfigError
 from oxi_core.hookspecs import KIND_HOOKS
-from oxi_core.log import register_secret
+from oxi_core.log import redact_text, register_secret
 from oxi_core.policy import Policy, RepoPaths
 from oxi_core.protocols import RepositoryAdapter
 
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILENAME = "oxi.toml"
 ADAPTER_ENTRY_POINT_GROUP = "oxi.adapters"
-SECTION_TABLES = ("adapter", "engine", "roles", "worktree", "shadow")
+SECTION_TABLES = ("adapter", "engine", "roles", "worktree")
 KNOWN_TABLES = (*SECTION_TABLES, *KIND_HOOKS)
 INSTANCE_KEYS = frozenset({"type", "kwargs", "trust"})
 TRUST_LEVELS = ("normal", "high")
@@ -177,26 +180,100 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
+        table, key = _toml_error_location(text, str(error))
         raise ConfigError(
-            f"invalid TOML: {error}", file=str(path),
+            f"invalid TOML: {error}", file=str(path), table=table, key=key,
             hint="fix the syntax at that line (strings need quotes, tables [brackets])",
         ) from error
+
+
+_TOML_AT_LINE = re.compile(r"at line (?P<line>\d+)")
+_TOML_HEADER = re.compile(r"^\s*\[\[?(?P<name>[^\[\]]+)\]\]?\s*(#.*)?$")
+_TOML_KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _toml_error_location(text: str, message: str) -> tuple[str | None, str | None]:
+    """Best effort: the table header above the failing line, and the key the line assigns."""
+    found = _TOML_AT_LINE.search(message)
+    if found is None:
+        return None, None
+    lines = text.splitlines()
+    number = int(found.group("line"))
+    assigned = _TOML_KEY.match(lines[number - 1]) if number <= len(lines) else None
+    key = re.sub(r"[\s\"']", "", assigned.group("key")) if assigned else None
+    for line in reversed(lines[: number - 1]):
+        header = _TOML_HEADER.match(line)
+        if header:
+            return re.sub(r"[\s\"']", "", header.group("name")), key
+    return None, key
 
 
 # -- the strict converter ---------------------------------------------------------------
 
 
-def _strict(expected: type, label: str) -> Any:
+class _Expected(TypeError):
+    """A value of the wrong shape; its message is shown to the operator as it is."""
+
+
+def _describe(value: Any) -> str:
+    """A TOML value as the operator wrote it, with any ``{ env = ... }`` secret redacted."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"the string {redact_text(repr(value))}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
+
+
+def _strict(expected: type, label: str) -> Callable[[Any, Any], Any]:
     def hook(value: Any, _type: Any) -> Any:
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, bool) and expected is not bool:
-            raise TypeError(f"expected {label}, got a boolean")
-        if not isinstance(value, expected):
-            raise TypeError(f"expected {label}, got {type(value).__name__} {value!r}")
+        if isinstance(value, bool) is not (expected is bool) or not isinstance(value, expected):
+            raise _Expected(f"expected {label}, got {_describe(value)}")
         return value
 
     return hook
+
+
+# Collections a TOML array structures into. cattrs would happily iterate a string into one
+# (argv = "uv sync" becoming ("u", "v", " ", ...)), so a string is refused instead.
+_ARRAY_ORIGINS = frozenset({
+    list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.MutableSequence,
+    collections.abc.Set, collections.abc.MutableSet, collections.abc.Collection,
+    collections.abc.Iterable,
+})
+
+
+def _refuse_strings_as_arrays(converter: cattrs.Converter) -> None:
+    generating: set[Any] = set()  # types whose default hook is being fetched right now
+
+    def is_array(type_: Any) -> bool:
+        try:
+            return type_ not in generating and (typing.get_origin(type_) or type_) in _ARRAY_ORIGINS
+        except TypeError:  # an unhashable type expression
+            return False
+
+    def factory(type_: Any) -> Callable[[Any, Any], Any]:
+        generating.add(type_)
+        try:
+            default = converter.get_structure_hook(type_, cache_result=False)
+        finally:
+            generating.discard(type_)
+
+        def hook(value: Any, target: Any) -> Any:
+            if isinstance(value, str | bytes | Mapping):
+                raise _Expected(f'expected a list such as ["a", "b"], got {_describe(value)}')
+            return default(value, target)
+
+        return hook
+
+    converter.register_structure_hook_factory(is_array, factory)
 
 
 def make_converter(base_dir: Path) -> cattrs.Converter:
@@ -209,79 +286,116 @@ def make_converter(base_dir: Path) -> cattrs.Converter:
 
     def path_hook(value: Any, _type: Any) -> Path:
         if not isinstance(value, str):
-            raise TypeError(f"expected a path string, got {type(value).__name__} {value!r}")
+            raise _Expected(f"expected a path string, got {_describe(value)}")
         path = Path(value).expanduser()
         return path if path.is_absolute() else (base_dir / path).resolve()
 
     converter.register_structure_hook(Path, path_hook)
+    _refuse_strings_as_arrays(converter)
+    # Keys are the names __init__ takes (attrs strips a private field's underscore), which is
+    # also what structure_kwargs checks unknown keys against.
+    converter.register_structure_hook_factory(
+        attrs.has,
+        lambda cls: make_dict_structure_fn(
+            cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_use_alias=True
+        ),
+    )
     return converter
 
 
 _AT_PATH = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
 
 
-def _config_error(error: Exception, *, file: str | None, table: str) -> ConfigError:
+def _format_exception(error: BaseException, type_: Any) -> str:
+    if isinstance(error, _Expected):
+        return str(error)
+    return cattrs.v.format_exception(error, type_)
+
+
+def _config_error(
+    error: Exception, *, file: str | None, table: str, key_prefix: str = ""
+) -> ConfigError:
     """Turn a cattrs failure into one line naming the first offending key."""
     messages = (
-        cattrs.transform_error(error) if isinstance(error, cattrs.BaseValidationError)
-        else [str(error)]
+        cattrs.transform_error(error, format_exception=_format_exception)
+        if isinstance(error, cattrs.BaseValidationError)
+        else [f"{_format_exception(error, None)} @ $"]
     )
-    first = messages[0] if messages else str(error)
+    first = messages[0] if messages else f"{error} @ $"
     match = _AT_PATH.match(first)
-    key = None
-    message = first
-    if match:
-        message = match.group("message")
-        key = match.group("path").lstrip(".") or None
-        extra = re.match(r"extra fields found \((?P<names>.*)\)", message)
-        if extra:
-            key = extra.group("names")
-            message = "unknown key"
-        elif message == "required field missing":
-            message = "required key is missing"
-    return ConfigError(message, file=file, table=table, key=key)
+    message, path = (match.group("message"), match.group("path")) if match else (first, "")
+    key = f"{key_prefix}{path.lstrip('.')}" if path else key_prefix.rstrip(".")
+    extra = re.match(r"extra fields found \((?P<names>.*)\)", message)
+    if extra:
+        key = f"{key_prefix}{extra.group('names')}"
+        message = "unknown key"
+    elif message == "required field missing":
+        message = "required key is missing"
+    return ConfigError(message, file=file, table=table, key=key or None)
 
 
 def structure_kwargs(
     cls: type[Any], kwargs: Mapping[str, Any], *, converter: cattrs.Converter,
-    file: str | None, table: str,
+    file: str | None, table: str, key_prefix: str = "",
 ) -> Any:
-    """Build ``cls`` from kwargs: attrs classes through cattrs, others by their signature."""
+    """Build ``cls`` from kwargs: attrs classes through cattrs, others by their signature.
+
+    ``key_prefix`` is where the kwargs sit in the table (``"kwargs."``), so errors name the key
+    as the operator wrote it.
+    """
     if attrs.has(cls):
         allowed = {a.alias for a in attrs.fields(cls) if a.init}
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             raise ConfigError(
                 f"unknown key; {cls.__name__} accepts {', '.join(sorted(allowed)) or 'none'}",
-                file=file, table=table, key=unknown[0],
+                file=file, table=table, key=f"{key_prefix}{unknown[0]}",
             )
+        _resolve_annotations(cls, file=file, table=table)
         try:
-            attrs.resolve_types(cls)
             return converter.structure(dict(kwargs), cls)
         except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
-            raise _config_error(error, file=file, table=table) from error
+            raise _config_error(error, file=file, table=table, key_prefix=key_prefix) from error
     signature = inspect.signature(cls)
-    hints = typing.get_type_hints(cls.__init__)
+    hints = _resolve_annotations(cls, file=file, table=table)
     parameters = {n: p for n, p in signature.parameters.items() if n not in ("self",)}
     arguments: dict[str, Any] = {}
     for name, value in kwargs.items():
         if name not in parameters:
             raise ConfigError(
                 f"unknown key; {cls.__name__} accepts {', '.join(parameters) or 'none'}",
-                file=file, table=table, key=name,
+                file=file, table=table, key=f"{key_prefix}{name}",
             )
         hint = hints.get(name)
         try:
             arguments[name] = value if hint is None else converter.structure(value, hint)
         except (cattrs.BaseValidationError, TypeError, ValueError) as error:
-            raise ConfigError(str(error), file=file, table=table, key=name) from error
+            raise _config_error(error, file=file, table=table,
+                                key_prefix=f"{key_prefix}{name}") from error
     for name, parameter in parameters.items():
         if parameter.default is inspect.Parameter.empty and name not in arguments and (
             parameter.kind not in (inspect.Parameter.VAR_POSITIONAL,
                                    inspect.Parameter.VAR_KEYWORD)
         ):
-            raise ConfigError("required key is missing", file=file, table=table, key=name)
+            raise ConfigError("required key is missing", file=file, table=table,
+                              key=f"{key_prefix}{name}")
     return cls(**arguments)
+
+
+def _resolve_annotations(cls: type[Any], *, file: str | None, table: str) -> dict[str, Any]:
+    """The constructor's type hints; a name imported only under TYPE_CHECKING is reported."""
+    try:
+        if attrs.has(cls):
+            attrs.resolve_types(cls)
+            return {a.alias: a.type for a in attrs.fields(cls)}
+        return typing.get_type_hints(cls.__init__)
+    except NameError as error:
+        raise ConfigError(
+            f"cannot resolve the annotations of {cls.__module__}.{cls.__qualname__} ({error})",
+            file=file, table=table,
+            hint="the plugin must import the types its fields use at runtime, "
+                 "not only under TYPE_CHECKING",
+        ) from error
 
 
 def resolve_env(value: Any, *, file: str | None, table: str, key: str) -> Any:
@@ -373,7 +487,8 @@ def _load_adapter(
     if not isinstance(kwargs, dict):
         raise ConfigError("expected a table of constructor arguments",
                           file=file, table="adapter", key="kwargs")
-    adapter = structure_kwargs(cls, kwargs, converter=converter, file=file, table="adapter")
+    adapter = structure_kwargs(cls, kwargs, converter=converter, file=file, table="adapter",
+                               key_prefix="kwargs.")
     if not isinstance(adapter, RepositoryAdapter):
         raise ConfigError(f"{dotted} is not a repository adapter: it needs paths() and policy()",
                           file=file, table="adapter", key="class")
@@ -458,11 +573,13 @@ def _instance_specs(
         registration = registry.get(kind, type_name)
         if registration is None:
             installed = ", ".join(registry.names(kind)) or "none"
+            provider = KNOWN_DISTRIBUTIONS.get(type_name)
             raise ConfigError(
                 f"unknown {kind[:-1] if kind.endswith('s') else kind} type {type_name!r}; "
                 f"installed: {installed}",
                 file=file, table=where, key="type",
-                hint="pip install the plugin that provides it (see `oxi plugins`)",
+                hint=(f"pip install {provider}" if provider else
+                      "pip install the plugin that provides it (see `oxi plugins`)"),
             )
         kwargs = body.get("kwargs", {})
         if not isinstance(kwargs, dict):
@@ -485,7 +602,7 @@ def _build(
     assert registration is not None
     where = f"{spec.kind}.{spec.name}"
     instance = structure_kwargs(registration.cls, spec.kwargs, converter=converter, file=file,
-                                table=where)
+                                table=where, key_prefix="kwargs.")
     bypass = getattr(instance, "permission_bypass", None)
     reason = bypass() if callable(bypass) else None
     if reason and spec.trust != "high":
@@ -512,6 +629,14 @@ def _load_roles(table: Mapping[str, Any], converter: cattrs.Converter, file: str
         raise _config_error(error, file=file, table="roles") from error
 
 
+# Where the plugins oxi knows of live, for "unknown type" errors.
+KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
+    "claude": "oxi-claude", "codex": "oxi-codex", "grok": "oxi-grok",
+    "openrouter": "oxi-openrouter", "github": "oxi-github", "newsletter": "oxi-newsletter",
+    "x": "oxi-x",
+}
+
+
 # Instances that exist without configuration, so the embedded defaults run as they are.
 DEFAULT_INSTANCES: Mapping[str, tuple[str, ...]] = {
     "forges": ("local",),
@@ -525,13 +650,25 @@ def _resolve_roles(
     file: str | None,
 ) -> Roles:
     for kind, names in DEFAULT_INSTANCES.items():
-        if not specs[kind]:
-            for name in names:
-                registration = registry.get(kind, name)
-                if registration is not None:
-                    specs[kind][name] = InstanceSpec(kind, name, name, {}, "normal",
-                                                     registration.distribution)
+        configured_types = {spec.type for spec in specs[kind].values()}
+        for name in names:
+            # Defaults stay on beside what the operator adds (a second gate must not silently
+            # drop the budget gate); forges are exclusive, so only when none is configured.
+            if name in configured_types or name in specs[kind] or (
+                kind == "forges" and specs[kind]
+            ):
+                continue
+            registration = registry.get(kind, name)
+            if registration is not None:
+                specs[kind][name] = InstanceSpec(kind, name, name, {}, "normal",
+                                                 registration.distribution)
     forge = roles.forge or next(iter(specs["forges"]), None)
+    if roles.worker is None and len(specs["agents"]) > 1:
+        raise ConfigError(
+            f"several agents are configured ({', '.join(specs['agents'])}) and none is the "
+            "worker", file=file, table="roles", key="worker",
+            hint='set [roles] worker = "NAME"',
+        )
     worker = roles.worker or (next(iter(specs["agents"])) if len(specs["agents"]) == 1 else None)
     critic = roles.critic or (next(iter(specs["judges"])) if len(specs["judges"]) == 1 else None)
     resolved = Roles(worker=worker, critic=critic, forge=forge, shadow=roles.shadow)
@@ -562,8 +699,12 @@ def _load_worktree(
     if unknown:
         raise ConfigError("unknown key; [worktree] takes `hooks`", file=file, table="worktree",
                           key=unknown[0])
+    hooks_table = table.get("hooks", {})
+    if not isinstance(hooks_table, dict):
+        raise ConfigError("expected a table of hooks such as [worktree.hooks]", file=file,
+                          table="worktree", key="hooks")
     hooks: dict[str, HookCommand] = {}
-    for name, body in dict(table.get("hooks", {})).items():
+    for name, body in hooks_table.items():
         where = f"worktree.hooks.{name}"
         if name not in HOOK_NAMES:
             raise ConfigError(f"unknown hook; expected one of {', '.join(HOOK_NAMES)}",

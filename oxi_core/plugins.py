@@ -8,9 +8,9 @@ distribution's name and the error, and every other plugin still loads.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from importlib import import_module
-
 from typing import NamedTuple
 
 import pluggy
@@ -55,10 +55,15 @@ class LoadedPlugins:
 _loaded: LoadedPlugins | None = None
 
 
+def _canonical(name: str) -> str:
+    """A distribution name as packaging compares them: oxi_Foo.bar == oxi-foo-bar."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _wanted(names: str | None) -> set[str] | None:
     if names is None:
         return None
-    return {name.strip() for name in names.split(",") if name.strip()}
+    return {_canonical(name.strip()) for name in names.split(",") if name.strip()}
 
 
 def load_plugins() -> LoadedPlugins:
@@ -102,9 +107,18 @@ def _load_entry_points(loaded: LoadedPlugins, wanted: set[str] | None) -> None:
         dist = entry_point.dist
         dist_name = dist.name if dist is not None else entry_point.value.split(":")[0]
         version = dist.version if dist is not None else "unknown"
-        if wanted is not None and not ({dist_name, entry_point.name} & wanted):
+        if wanted is not None and not ({_canonical(dist_name), _canonical(entry_point.name)}
+                                       & wanted):
             continue
-        if loaded.manager.get_plugin(entry_point.name) is not None:
+        taken = loaded.infos.get(entry_point.name)
+        if taken is not None:
+            # The same distribution twice on sys.path is harmless; another one is a clash.
+            if _canonical(taken.distribution) != _canonical(dist_name):
+                _record_failure(loaded, PluginFailure(
+                    entry_point.name, dist_name, version,
+                    f"the entry point name {entry_point.name!r} is already used by "
+                    f"distribution {taken.distribution}",
+                ))
             continue
         try:
             plugin = entry_point.load()
@@ -114,16 +128,18 @@ def _load_entry_points(loaded: LoadedPlugins, wanted: set[str] | None) -> None:
             # One broken plugin must not take the others down: record it and go on.
             if loaded.manager.get_plugin(entry_point.name) is not None:
                 loaded.manager.unregister(name=entry_point.name)
-            loaded.failures.append(
-                PluginFailure(entry_point.name, dist_name, version,
-                              f"{type(error).__name__}: {error}")
-            )
-            print(
-                f"oxi: plugin {entry_point.name!r} from distribution {dist_name} failed to "
-                f"load ({type(error).__name__}: {error}); the other plugins are loaded",
-                file=sys.stderr,
-            )
+            _record_failure(loaded, PluginFailure(entry_point.name, dist_name, version,
+                                                  f"{type(error).__name__}: {error}"))
             continue
         loaded.infos[entry_point.name] = PluginInfo(
             entry_point.name, dist_name, version, builtin=False
         )
+
+
+def _record_failure(loaded: LoadedPlugins, failure: PluginFailure) -> None:
+    loaded.failures.append(failure)
+    print(
+        f"oxi: plugin {failure.name!r} from distribution {failure.distribution} failed to "
+        f"load ({failure.error}); the other plugins are loaded",
+        file=sys.stderr,
+    )

@@ -327,7 +327,7 @@ class Engine:
 
     def gate_decision(self, task: Task, state: EngineState) -> tuple[str, GateDecision]:
         for name, gate in self.config.instances["gates"].items():
-            if name == "budget" and task.budget_released:
+            if task.budget_released and self.config.specs["gates"][name].type == "budget":
                 continue  # the operator released this task's hold
             decision: GateDecision = gate.check(task, state)
             if decision.action is not GateAction.ALLOW:
