@@ -180,6 +180,7 @@ from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 
 _loop.add_commands(cli, pass_state, emit_json)
 _loop.add_daemon_commands(cli, pass_state, emit_json)
+_loop.add_shadow_commands(cli, pass_state, emit_json)
 _roadmap.add_commands(cli, pass_state, emit_json)
 
 

@@ -1,17 +1,151 @@
-"""Shadow runs (T2-35): the primary agent's run, and optionally a shadow agent's beside it."""
+"""Shadow runs (T2-35): every worker dispatch also runs a shadow agent, observed only.
+
+With ``OXI_AGENTIC_SHADOW=codex`` (or ``[roles] shadow = "codex"`` in oxi.toml), the shadow
+agent gets the same prompt in a sibling worktree (detached, never pushed, always removed). The
+primary run is untouched: same request, same result, same heartbeat. Both results are recorded
+as a pair of ``agentic_shadow_observed`` events sharing a ``pair_id``, with ``shape_match`` and
+``cost_delta_usd``; the shadow's spend is on its event, so it counts toward the daily budget.
+
+Two runs have the same *shape* when they end in the same classification and change the same
+set of files.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from oxi_core import git
 from oxi_core.agentic.types import DispatchRequest, DispatchResult
+from oxi_core.errors import WorktreeError
+from oxi_core.ledger import events as ev
+from oxi_core.models import Classification
+from oxi_core.repolock import repo_lock
 
 if TYPE_CHECKING:
     from oxi_core.engine.engine import Engine
+    from oxi_core.ledger import Ledger
+
+SHADOW_FOLDER = "shadow"
+REPORT_PAIRS = 50
+
+
+def worktree_changes(path: Path, base_ref: str) -> list[str]:
+    """Files an agent changed in ``path``: committed since ``base_ref`` and not yet committed."""
+    committed = set(git.changed_files(base_ref, "HEAD", path))
+    status = git.out(["status", "--porcelain", "--untracked-files=all", "-z"], path)
+    pending = {entry[3:] for entry in status.split("\0") if len(entry) > 3}
+    return sorted(committed | pending)
+
+
+def shape(result: DispatchResult, files: list[str]) -> tuple[str, tuple[str, ...]]:
+    return (str(result.classification), tuple(files))
 
 
 async def invoke_with_shadow(engine: Engine, request: DispatchRequest) -> DispatchResult:
+    """Run the worker; with a shadow configured, run it beside and record the pair."""
     worker = engine.config.worker
     assert worker is not None
-    result: DispatchResult = await worker.invoke(request)
+    shadow = engine.config.shadow
+    if shadow is None:
+        result: DispatchResult = await worker.invoke(request)
+        return result
+    policy = engine.config.policy
+    base_ref = f"{policy.remote}/{policy.base_branch}"
+    paths = engine.config.paths
+    shadow_root = paths.worktrees_dir / SHADOW_FOLDER
+    if shadow_root.is_symlink():
+        raise WorktreeError(f"refusing {shadow_root}: it is a symlink")
+    shadow_path = shadow_root / f"{request.task_id}-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(_add_detached, paths.repo_root, paths.state_dir, shadow_path,
+                            base_ref)
+    shadow_request = attrs.evolve(request, worktree=shadow_path, on_event=None, on_spawn=None)
+    try:
+        primary_result, shadow_outcome = await asyncio.gather(
+            worker.invoke(request), _run_shadow(shadow, shadow_request))
+        primary_files = await asyncio.to_thread(worktree_changes, request.worktree, base_ref)
+        shadow_files = await asyncio.to_thread(worktree_changes, shadow_path, base_ref)
+    finally:
+        await asyncio.to_thread(_remove, paths.repo_root, paths.state_dir, shadow_path)
+    record_pair(engine.ledger, request.task_id, engine.config.roles.worker or "",
+                engine.config.roles.shadow or "", primary_result, primary_files, shadow_outcome,
+                shadow_files)
+    return primary_result
+
+
+async def _run_shadow(shadow: Any, request: DispatchRequest) -> DispatchResult:
+    try:
+        result: DispatchResult = await shadow.invoke(request)
+    except Exception as error:  # the shadow must never disturb the primary run
+        return DispatchResult(Classification.FAILED, f"shadow raised {type(error).__name__}: "
+                              f"{error}")
     return result
+
+
+def _add_detached(repo: Path, state_dir: Path, path: Path, base_ref: str) -> None:
+    with repo_lock(state_dir).hold():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git.git(["worktree", "add", "--quiet", "--detach", str(path), base_ref], repo)
+
+
+def _remove(repo: Path, state_dir: Path, path: Path) -> None:
+    with repo_lock(state_dir).hold():
+        git.git(["worktree", "remove", "--force", str(path)], repo, check=False)
+        if path.exists() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        git.git(["worktree", "prune"], repo)
+
+
+def record_pair(
+    ledger: Ledger, task_id: str, primary_agent: str, shadow_agent: str,
+    primary: DispatchResult, primary_files: list[str], shadow: DispatchResult,
+    shadow_files: list[str],
+) -> str:
+    pair_id = uuid.uuid4().hex
+    match = shape(primary, primary_files) == shape(shadow, shadow_files)
+    delta = round(shadow.cost_usd - primary.cost_usd, 6)
+    common = {"pair_id": pair_id, "shape_match": match, "cost_delta_usd": delta}
+    with ledger.transaction():
+        # The primary's cost is already on its dispatch_result; only the shadow's is new spend.
+        ledger.append(ev.AGENTIC_SHADOW_OBSERVED, task_id=task_id,
+                      session_id=primary.session_id, payload={
+                          **common, "role": "primary", "agent": primary_agent,
+                          "files": primary_files, "result": primary.result_event()})
+        ledger.append(ev.AGENTIC_SHADOW_OBSERVED, task_id=task_id, cost_usd=shadow.cost_usd,
+                      session_id=shadow.session_id, payload={
+                          **common, "role": "shadow", "agent": shadow_agent,
+                          "files": shadow_files, "result": shadow.result_event()})
+    return pair_id
+
+
+def shadow_report(ledger: Ledger, *, pairs: int = REPORT_PAIRS) -> dict[str, Any]:
+    """The last ``pairs`` shadow pairs, the agreement rate and the cost delta."""
+    events = ledger.events(types=[ev.AGENTIC_SHADOW_OBSERVED], newest_first=True,
+                           limit=pairs * 2)
+    by_pair: dict[str, dict[str, Any]] = {}
+    for event in events:
+        pair = by_pair.setdefault(event.payload["pair_id"], {
+            "pair_id": event.payload["pair_id"], "task": event.task_id, "ts": event.ts,
+            "shape_match": event.payload["shape_match"],
+            "cost_delta_usd": event.payload["cost_delta_usd"]})
+        pair[event.payload["role"]] = {
+            "agent": event.payload["agent"],
+            "classification": event.payload["result"]["classification"],
+            "cost_usd": event.payload["result"]["cost_usd"],
+            "files": event.payload["files"],
+        }
+    complete = [p for p in by_pair.values() if "primary" in p and "shadow" in p][:pairs]
+    agreed = sum(1 for p in complete if p["shape_match"])
+    return {
+        "pairs": complete,
+        "count": len(complete),
+        "agreement_rate": round(agreed / len(complete), 4) if complete else None,
+        "cost_delta_usd": round(sum(p["cost_delta_usd"] for p in complete), 6),
+        "primary_cost_usd": round(sum(p["primary"]["cost_usd"] for p in complete), 6),
+        "shadow_cost_usd": round(sum(p["shadow"]["cost_usd"] for p in complete), 6),
+    }

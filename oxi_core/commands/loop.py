@@ -234,3 +234,36 @@ def add_daemon_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> No
                    f"({policy.plan_tier})")
         click.echo(f"ceiling:            {recommendation.ceiling}")
         click.echo(f"recommended:        {recommendation.recommended}")
+
+
+def add_shadow_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+    @cli.group(name="shadow")
+    def shadow_group() -> None:
+        """Shadow runs: a second agent on every dispatch, observed only (T2-35)."""
+
+    @shadow_group.command(name="report")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("-n", "pairs", default=50, show_default=True, help="Pairs to include.")
+    @pass_state
+    def shadow_report_command(state: CliState, as_json: bool, pairs: int) -> None:
+        """The last pairs, the agreement rate and the cost delta (shadow minus primary)."""
+        from oxi_core.agentic.shadow import shadow_report
+        from oxi_core.ledger import Ledger
+
+        report = shadow_report(Ledger(state.config().paths.ledger), pairs=pairs)
+        if as_json:
+            emit_json(report)
+            return
+        if not report["count"]:
+            click.echo("no shadow pairs yet (set OXI_AGENTIC_SHADOW or [roles] shadow)")
+            return
+        click.echo(f"{report['count']} pairs, agreement {report['agreement_rate']:.0%}, "
+                   f"cost delta ${report['cost_delta_usd']:+.4f} "
+                   f"(primary ${report['primary_cost_usd']:.4f}, "
+                   f"shadow ${report['shadow_cost_usd']:.4f})")
+        for pair in report["pairs"]:
+            mark = "=" if pair["shape_match"] else "≠"
+            click.echo(f"  {pair['ts'][:19]} {pair['task']:<8} "
+                       f"{pair['primary']['agent']}:{pair['primary']['classification']} {mark} "
+                       f"{pair['shadow']['agent']}:{pair['shadow']['classification']} "
+                       f"Δ${pair['cost_delta_usd']:+.4f}")

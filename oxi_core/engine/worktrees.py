@@ -158,6 +158,19 @@ def remove_worktree(
     return None
 
 
+def _sweep_shadows(paths: RepoPaths, folder: Path, busy: set[str]) -> list[tuple[Path, str | None]]:
+    """Shadow worktrees hold observed-only work: whatever a crash left is removed."""
+    removed: list[tuple[Path, str | None]] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() or entry.name.rsplit("-", 1)[0] in busy:
+            continue
+        git.git(["worktree", "remove", "--force", str(entry)], paths.repo_root, check=False)
+        if entry.exists():
+            shutil.rmtree(entry)
+        removed.append((entry, None))
+    return removed
+
+
 def sweep_worktrees(
     paths: RepoPaths, *, remote: str, base_ref: str, busy: set[str]
 ) -> list[tuple[Path, str | None]]:
@@ -173,6 +186,9 @@ def sweep_worktrees(
     registered = _registered_worktrees(paths.repo_root)
     results: list[tuple[Path, str | None]] = []
     for entry in sorted(base.iterdir()):
+        if entry.name == "shadow" and entry.is_dir() and not entry.is_symlink():
+            results.extend(_sweep_shadows(paths, entry, busy))
+            continue
         if entry.name in busy:
             continue
         if entry.is_symlink():
