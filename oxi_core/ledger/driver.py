@@ -7,17 +7,30 @@ so every connection oxi opens goes through here.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import sys
 import time
 from types import ModuleType
 from typing import Any
 
 
+@functools.cache
 def sqlite_module() -> ModuleType:
-    from sqlite_utils import utils
+    """The driver sqlite-utils uses: ``pysqlite3`` when it is installed, else the stdlib.
 
-    # sqlite_utils.utils binds ``sqlite3`` to whichever driver it imported (not re-exported).
-    module: ModuleType = vars(utils)["sqlite3"]
-    return module
+    This repeats sqlite_utils.utils' own choice rather than importing sqlite_utils (about 200 ms
+    that opening the ledger does not need); tests/test_ledger.py checks that the two agree.
+    """
+    loaded = sys.modules.get("sqlite_utils.utils")
+    if loaded is not None:
+        # sqlite_utils.utils binds ``sqlite3`` to the driver it imported (not re-exported).
+        module: ModuleType = vars(loaded)["sqlite3"]
+        return module
+    try:
+        return importlib.import_module("pysqlite3")
+    except ImportError:
+        return importlib.import_module("sqlite3")
 
 
 def can_load_extensions() -> bool:

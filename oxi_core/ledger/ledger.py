@@ -21,7 +21,7 @@ import attrs
 from oxi_core.errors import LedgerError
 from oxi_core.ledger import driver
 from oxi_core.ledger.migrations import apply_migrations
-from oxi_core.log import redact_text
+from oxi_core.log import may_hold_secret, redact_text
 from oxi_core.models import Event, isoformat, utcnow
 from oxi_core.tasks import Task, TaskStatus, check_transition
 
@@ -30,7 +30,13 @@ Clock = Callable[[], datetime]
 # SQL below is built with f-strings only from these column names (checked by _column_values)
 # and '?' placeholders; every value is a bound parameter. Hence the S608 noqa comments.
 TASK_COLUMNS = frozenset(field.name for field in attrs.fields(Task))
+_FIELD_NAMES = {name: name for name in TASK_COLUMNS}
 _JSON_TASK_COLUMNS = frozenset({"files_touched"})
+# Columns that hold text from outside (agent output, critic replies, errors): redacted like
+# event payloads. Identifiers (branch, worktree, ids) are left exactly as they are.
+_FREE_TEXT_TASK_COLUMNS = frozenset(
+    {"last_error", "critic_reasons", "held_reason", "deferred_reason", "last_event"}
+)
 
 
 @attrs.frozen
@@ -57,17 +63,48 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _payload_json(payload: Mapping[str, Any] | None) -> str:
+def _make_encoder() -> Callable[[Any], str]:
+    """Compact, key-sorted, strict JSON (no NaN), built once.
+
+    ``json.dumps`` with options builds a new encoder on every call, which costs as much as the
+    encoding of a small payload; append_many encodes thousands. The C encoder that json uses
+    inside is called directly when it is there and agrees with the public one on a sample.
+    """
+    public = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is None:
+        return public.encode
+    try:
+        c_encoder = make_c_encoder(
+            None, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False
+        )
+        sample = {"b": [1, 2.5, None, True, 'é"\\'], "a": {"z": -1e-7, "y": Path("p")}}
+        if "".join(c_encoder(sample, 0)) != public.encode(sample):
+            return public.encode
+    except Exception:  # a Python whose C encoder differs: the public one is always right
+        return public.encode
+
+    def encode(payload: Any) -> str:
+        return "".join(c_encoder(payload, 0))
+
+    return encode
+
+
+_ENCODE = _make_encoder()
+
+
+def _encode(payload: Mapping[str, Any] | None) -> str:
     if not payload:
         return "{}"
     try:
-        text = json.dumps(
-            payload, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False
-        )
+        return _ENCODE(payload)
     except (TypeError, ValueError):
         # NaN (SQLite's JSON functions reject it), mixed or tuple keys: store, never drop.
-        text = json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
-    # Redact the serialised text: one pass catches secrets however deeply they are nested.
+        return json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
+
+
+def _redact_json(text: str) -> str:
+    """Redact serialised JSON: one pass catches secrets however deeply they are nested."""
     cleaned = redact_text(text)
     if cleaned == text:
         return text
@@ -79,13 +116,41 @@ def _payload_json(payload: Mapping[str, Any] | None) -> str:
     return cleaned
 
 
+def _payload_json(payload: Mapping[str, Any] | None) -> str:
+    return _redact_json(_encode(payload))
+
+
+def _payload_jsons(payloads: Iterable[Mapping[str, Any] | None]) -> list[str]:
+    """Many payloads: one quick look at the whole batch, then per row only if it needs it."""
+    texts = [_encode(payload) for payload in payloads]
+    if may_hold_secret("\n".join(texts)):
+        texts = [_redact_json(text) for text in texts]
+    return texts
+
+
 def task_from_row(row: Mapping[str, Any]) -> Task:
     values = {name: row[name] for name in TASK_COLUMNS if name in row.keys()}  # noqa: SIM118
+    return _task(values)
+
+
+def _task(values: dict[str, Any]) -> Task:
     values["status"] = TaskStatus(values["status"])
     values["files_touched"] = tuple(json.loads(values.get("files_touched") or "[]"))
     values["in_roadmap"] = bool(values.get("in_roadmap", 1))
     values["budget_released"] = bool(values.get("budget_released", 0))
     return Task(**values)
+
+
+def _task_reader(description: Sequence[Sequence[Any]]) -> Callable[[Sequence[Any]], Task]:
+    """Rows of one query to Tasks: the columns are matched to fields once, not per row."""
+    # The field names' own (interned) strings: Task(**values) matches them by identity, which
+    # is faster than comparing the driver's column-name strings.
+    picks = [(i, _FIELD_NAMES[d[0]]) for i, d in enumerate(description) if d[0] in _FIELD_NAMES]
+
+    def read(row: Sequence[Any]) -> Task:
+        return _task({name: row[i] for i, name in picks})
+
+    return read
 
 
 def event_from_row(row: Sequence[Any]) -> Event:
@@ -207,9 +272,11 @@ class Ledger:
     def append_many(self, events: Iterable[NewEvent]) -> int:
         """Append a batch in one transaction; all land or none do. Returns how many."""
         ts = self.now_iso()
+        batch = list(events)
+        payloads = _payload_jsons(e.payload for e in batch)
         rows = [
-            (ts, e.type, e.task_id, e.session_id, float(e.cost_usd), _payload_json(e.payload))
-            for e in events
+            (ts, e.type, e.task_id, e.session_id, float(e.cost_usd), payload)
+            for e, payload in zip(batch, payloads, strict=True)
         ]
         with self.transaction() as conn:
             conn.executemany(
@@ -272,13 +339,16 @@ class Ledger:
         """Dollars recorded by events at or after ``since`` (an ISO timestamp)."""
         with self._lock:
             row = self.conn.execute(
-                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE ts >= ?", (since,)
+                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE ts >= ? AND cost_usd != 0",
+                (since,),
             ).fetchone()
         return float(row[0])
 
     def total_spend(self) -> float:
         with self._lock:
-            row = self.conn.execute("SELECT coalesce(sum(cost_usd), 0) FROM events").fetchone()
+            row = self.conn.execute(
+                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE cost_usd != 0"
+            ).fetchone()
         return float(row[0])
 
     # -- the tasks projection -------------------------------------------------------------
@@ -287,8 +357,8 @@ class Ledger:
         with self._lock:
             cursor = self.conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,))
             row = cursor.fetchone()
-            names = [d[0] for d in cursor.description]
-        return None if row is None else task_from_row(dict(zip(names, row, strict=True)))
+            description = cursor.description
+        return None if row is None else _task_reader(description)(row)
 
     def tasks(self, statuses: Iterable[str] | None = None) -> list[Task]:
         """Tasks in priority order: tier, then roadmap position."""
@@ -302,8 +372,8 @@ class Ledger:
         with self._lock:
             cursor = self.conn.execute(sql, params)
             rows = cursor.fetchall()
-            names = [d[0] for d in cursor.description]
-        return [task_from_row(dict(zip(names, row, strict=True))) for row in rows]
+            read = _task_reader(cursor.description)
+        return [read(row) for row in rows]
 
     def insert_task(self, task: Task, *, event_type: str, payload: Mapping[str, Any]) -> None:
         values = self._column_values(attrs.asdict(task, recurse=False))
@@ -478,5 +548,7 @@ class Ledger:
                 value = int(bool(value))
             elif isinstance(value, TaskStatus):
                 value = str(value)
+            elif name in _FREE_TEXT_TASK_COLUMNS and isinstance(value, str):
+                value = redact_text(value)
             values[name] = value
         return values
