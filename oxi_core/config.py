@@ -512,9 +512,9 @@ def import_dotted(dotted: str, *, file: str | None) -> type[Any]:
 
 
 def _adapter_from_entry_points(config_dir: Path, file: str | None) -> RepositoryAdapter:
-    from importlib.metadata import entry_points
+    from oxi_core.entrypoints import entry_points
 
-    found = list(entry_points(group=ADAPTER_ENTRY_POINT_GROUP))
+    found = entry_points(ADAPTER_ENTRY_POINT_GROUP)
     if not found:
         raise ConfigError(
             "no repository adapter: oxi.toml has no [adapter] and no distribution provides "

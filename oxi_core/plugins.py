@@ -8,7 +8,6 @@ distribution's name and the error, and every other plugin still loads.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from importlib import import_module
 from typing import NamedTuple
@@ -16,6 +15,7 @@ from typing import NamedTuple
 import pluggy
 
 from oxi_core import hookspecs
+from oxi_core.entrypoints import canonical, entry_points
 
 ENTRY_POINT_GROUP = "oxi"
 BUILTIN_PLUGINS = ("oxi_core.builtins.hooks",)
@@ -55,9 +55,7 @@ class LoadedPlugins:
 _loaded: LoadedPlugins | None = None
 
 
-def _canonical(name: str) -> str:
-    """A distribution name as packaging compares them: oxi_Foo.bar == oxi-foo-bar."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+_canonical = canonical
 
 
 def _wanted(names: str | None) -> set[str] | None:
@@ -101,12 +99,9 @@ def _build() -> LoadedPlugins:
 
 
 def _load_entry_points(loaded: LoadedPlugins, wanted: set[str] | None) -> None:
-    from importlib.metadata import entry_points
-
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry_point.dist
-        dist_name = dist.name if dist is not None else entry_point.value.split(":")[0]
-        version = dist.version if dist is not None else "unknown"
+    for entry_point in entry_points(ENTRY_POINT_GROUP):
+        dist_name = entry_point.distribution
+        version = entry_point.version
         if wanted is not None and not ({_canonical(dist_name), _canonical(entry_point.name)}
                                        & wanted):
             continue
