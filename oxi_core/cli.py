@@ -9,40 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from oxi_core import __version__
+from oxi_core.commands import common
 
-if TYPE_CHECKING:
-    from oxi_core.config import OxiConfig
-
-
-class CliState:
-    """What every command shares: the --config path, and the config once loaded."""
-
-    def __init__(self, config_path: Path | None) -> None:
-        self.config_path = config_path
-        self._config: OxiConfig | None = None
-
-    def config(self) -> OxiConfig:
-        if self._config is None:
-            from oxi_core import log
-            from oxi_core.config import load_config
-
-            log.configure(level=os.environ.get("OXI_LOG_LEVEL", "info"))
-            self._config = load_config(self.config_path)
-        return self._config
-
-
-pass_state = click.make_pass_decorator(CliState)
-
-
-def emit_json(value: Any) -> None:
-    import json
-
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+pass_state = common.pass_state
+emit_json = common.emit_json
+CliState = common.CliState
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +65,7 @@ def plugins_command(as_json: bool) -> None:
 
     loaded = load_plugins()
     registry = get_registry()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "distribution": info.distribution,
@@ -146,7 +122,7 @@ def config_check(state: CliState, as_json: bool) -> None:
     import attrs
 
     config = state.config()
-    report = {
+    report: dict[str, Any] = {
         "config": str(config.path) if config.path else None,
         "adapter": type(config.adapter).__module__ + "." + type(config.adapter).__qualname__,
         "paths": {k: str(v) for k, v in attrs.asdict(config.paths).items()},
@@ -167,10 +143,10 @@ def config_check(state: CliState, as_json: bool) -> None:
     click.echo(f"repo:    {config.paths.repo_root}")
     click.echo(f"roadmap: {config.paths.roadmap}")
     click.echo(f"ledger:  {config.paths.ledger}")
-    for kind, specs in report["instances"].items():
+    for kind, specs in config.specs.items():
         for name, spec in specs.items():
-            click.echo(f"{kind}.{name}: {spec['type']} ({spec['distribution']})")
-    roles = ", ".join(f"{k}={v}" for k, v in report["roles"].items() if v)
+            click.echo(f"{kind}.{name}: {spec.type} ({spec.distribution})")
+    roles = ", ".join(f"{k}={v}" for k, v in attrs.asdict(config.roles).items() if v)
     click.echo(f"roles:   {roles}")
     click.echo("ok")
 
@@ -178,10 +154,10 @@ def config_check(state: CliState, as_json: bool) -> None:
 from oxi_core.commands import loop as _loop  # noqa: E402  (click only; defined after cli)
 from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 
-_loop.add_commands(cli, pass_state, emit_json)
-_loop.add_daemon_commands(cli, pass_state, emit_json)
-_loop.add_shadow_commands(cli, pass_state, emit_json)
-_roadmap.add_commands(cli, pass_state, emit_json)
+_loop.add_commands(cli)
+_loop.add_daemon_commands(cli)
+_loop.add_shadow_commands(cli)
+_roadmap.add_commands(cli)
 
 
 # -- entry point ---------------------------------------------------------------------------

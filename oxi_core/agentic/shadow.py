@@ -66,8 +66,12 @@ async def invoke_with_shadow(engine: Engine, request: DispatchRequest) -> Dispat
                             base_ref)
     shadow_request = attrs.evolve(request, worktree=shadow_path, on_event=None, on_spawn=None)
     try:
-        primary_result, shadow_outcome = await asyncio.gather(
-            worker.invoke(request), _run_shadow(shadow, shadow_request))
+        primary_job: asyncio.Future[DispatchResult] = asyncio.ensure_future(
+            worker.invoke(request))
+        shadow_job = asyncio.ensure_future(_run_shadow(shadow, shadow_request))
+        await asyncio.wait({primary_job, shadow_job})
+        primary_result = primary_job.result()
+        shadow_outcome = shadow_job.result()
         primary_files = await asyncio.to_thread(worktree_changes, request.worktree, base_ref)
         shadow_files = await asyncio.to_thread(worktree_changes, shadow_path, base_ref)
     finally:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from oxi_core.commands.common import CliState, emit_json, pass_state
+
 if TYPE_CHECKING:
-    from oxi_core.cli import CliState
     from oxi_core.engine.engine import Engine
 
 
@@ -18,7 +19,7 @@ def _engine(state: CliState) -> Engine:
     return Engine(state.config())
 
 
-def add_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+def add_commands(cli: click.Group) -> None:
     @cli.command(name="tick")
     @click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -186,7 +187,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
         click.echo(f"{entry['decision']:<9} {entry['task']:<8} {entry['title']}{reason}")
 
 
-def add_daemon_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+def add_daemon_commands(cli: click.Group) -> None:
     @cli.command(name="saturate")
     @click.option("--concurrency", "-n", type=click.IntRange(min=1), default=None,
                   help="At most N workers in flight (default: [engine] max_concurrent).")
@@ -236,7 +237,7 @@ def add_daemon_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> No
         click.echo(f"recommended:        {recommendation.recommended}")
 
 
-def add_shadow_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+def add_shadow_commands(cli: click.Group) -> None:
     @cli.group(name="shadow")
     def shadow_group() -> None:
         """Shadow runs: a second agent on every dispatch, observed only (T2-35)."""

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
-if TYPE_CHECKING:
-    from oxi_core.cli import CliState
+from oxi_core.commands.common import CliState, emit_json, pass_state
 
 
 def _roadmap_path(state: CliState, file: Path | None) -> Path:
@@ -21,7 +19,7 @@ def _default_ref(repo: Path, remote: str, base: str) -> str:
     return f"{remote}/{base}" if git.rev_parse(f"{remote}/{base}", repo) else base
 
 
-def add_commands(cli: click.Group, pass_state: Any, emit_json: Any) -> None:
+def add_commands(cli: click.Group) -> None:
     file_option = click.option(
         "--file", "file", type=click.Path(path_type=Path, dir_okay=False, exists=True),
         help="A roadmap file to read instead of the configured one.",
