@@ -82,17 +82,27 @@ def is_dirty(cwd: Path) -> bool:
 def commit_all(cwd: Path, message: str) -> bool:
     """Stage everything and commit as oxi. Returns False when there was nothing to commit."""
     git(["add", "-A"], cwd)
-    if ok(["diff", "--cached", "--quiet"], cwd):
-        return False
-    git(["commit", "--no-verify", "-q", "-m", message], cwd, env=identity_env(cwd))
-    return True
+    result = git(["commit", "--no-verify", "-q", "-m", message], cwd, env=identity_env(cwd),
+                 check=False)
+    if result.returncode == 0:
+        return True
+    if not out(["status", "--porcelain"], cwd):
+        return False  # nothing to commit
+    raise GitError(["git", "commit"], result.returncode, result.stderr or result.stdout)
 
 
 def identity_env(cwd: Path) -> dict[str, str]:
-    """oxi's identity, unless the repository configures its own."""
-    has_name = ok(["config", "user.name"], cwd)
-    has_email = ok(["config", "user.email"], cwd)
-    return {} if has_name and has_email else dict(OXI_IDENTITY)
+    """oxi's identity, unless the repository configures its own (one git call, cached)."""
+    root = out(["rev-parse", "--git-common-dir"], cwd)
+    key = (cwd / root).resolve() if not Path(root).is_absolute() else Path(root)
+    if key not in _identity_cache:
+        names = git(["config", "--get-regexp", r"^user\.(name|email)$"], cwd, check=False)
+        found = {line.split(" ", 1)[0] for line in names.stdout.splitlines()}
+        _identity_cache[key] = {} if {"user.name", "user.email"} <= found else dict(OXI_IDENTITY)
+    return _identity_cache[key]
+
+
+_identity_cache: dict[Path, dict[str, str]] = {}
 
 
 def commits_ahead(base: str, head: str, cwd: Path) -> int:

@@ -1,54 +1,116 @@
 """Parse and rewrite roadmap.md: the queue of items oxi works from.
 
-The canonical item is a bold line ``**T{tier}-{N} · {title}**`` followed by an italic subtitle
-line; ids may carry letters (``T1-B5``). The flattened form (a plain ``T0-104 · title`` line
-followed by a description, or one line carrying status text after the title) is read too, as
-are ``¶`` headings and a "Done" section listing shipped ids. A line that looks like an item but
-cannot be parsed is a warning with its line number, never a crash and never silently dropped.
+Two shapes are read (docs/roadmap-format.md is the operator's reference):
+
+- canonical: ``**T1-B5 · title**`` (optionally as a list item), then an italic subtitle line,
+  then body paragraphs up to the next item or heading;
+- flattened (markdown emphasis lost, as in the original seed): ``T0-104 · title`` then a plain
+  description line, which becomes the subtitle; or one line carrying status text after the
+  title (``T2-12 · title PR #95 ... — awaiting CI.``). Lines ending in ``¶`` are headings.
+
+A heading starting with "Done" lists shipped ids. A line that looks like an item but cannot be
+parsed is a RoadmapWarning naming its line and the id it mentions (``Roadmap.unreadable_ids``),
+never a crash and never silently dropped, so the engine does not mistake a typo for a removal.
+
+Everything here is pure text work except pruning, which reads git history through argv-list
+subprocesses. Nothing touches the ledger.
 """
 
 from __future__ import annotations
 
+import enum
+import os
 import re
 import subprocess
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
 
 import attrs
 
-from oxi_core.errors import RoadmapError
+from oxi_core.errors import GitError, RoadmapError
 
-ID_PATTERN = r"T(?P<tier>\d+)-(?P<n>[A-Za-z0-9]+)"
-_ID = re.compile(rf"^{ID_PATTERN}$")
-_ANY_ID = re.compile(r"\bT\d+-[A-Za-z0-9]+\b")
-_LIST = r"(?:[-*+]\s+|\d+\.\s+)?"
-# A bold item: **T1-2 · title**  (the separator may be spaced loosely).
-_BOLD = re.compile(rf"^\s*{_LIST}\*\*(?P<inner>.*?)\*\*\s*(?P<after>.*)$")
-# Anything that starts like an id: T + something + '-' (catches T-1, Tx-3, T1-2 without '·').
-_LOOKS_LIKE = re.compile(rf"^\s*{_LIST}(?:\*\*)?T[0-9A-Za-z]*-[0-9A-Za-z]*")
-_SEPARATOR = re.compile(r"\s+·\s*|\s*·\s+|·")
-_HEADING_MD = re.compile(r"^\s{0,3}(?P<hashes>#{1,6})\s+(?P<text>.*?)\s*#*\s*$")
-_TIER_HEADING = re.compile(r"\bTier\s+(?P<tier>\d+)\b", re.I)
-_ITALIC = re.compile(r"^\s*(?:_(?P<u>.+)_|\*(?P<s>[^*].*[^*]|[^*])\*)\s*$")
-# Where a flattened one-line item's title ends and its status text begins ("... PR #95 ...").
-_STATUS_SPLIT = re.compile(r"\s+(?=PR #\d)")
-_FILE_EXTENSIONS = (
-    "py", "md", "toml", "yaml", "yml", "json", "jsonl", "sh", "txt", "cfg", "ini", "rs", "js",
-    "ts", "tsx", "go", "rb", "java", "c", "h", "cpp", "sql", "html", "css", "lock", "plist",
-    "service",
-)
+ROADMAP_FILE = "roadmap.md"
+ID_PATTERN = r"T(?P<tier>\d+)-(?P<n>[A-Z]*\d+)"
+
+_ID = re.compile(rf"{ID_PATTERN}\Z")
+# An id inside free text, not glued to letters or digits: T1-1 never matches T1-10 or T1-1a.
+_ID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9])T\d+-[A-Z]*\d+(?![A-Za-z0-9])")
+# Lines end at \r\n, \n or a lone \r; nothing else (str.splitlines also splits on \x0c, \u2028...,
+# which would make line numbers disagree with editors and break byte-exact rewriting).
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+_LIST_MARKER = re.compile(r" {0,3}(?:[-*+]|\d{1,9}[.)])[ \t]+")
+_ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*)|[ \t]*)\Z")
+_ATX_CLOSE = re.compile(r"(?:\A|[ \t]+)#+[ \t]*\Z")
+_PILCROW_LEVEL = 2  # "Title¶" headings carry no level; all of them rank equally
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+_BOLD = re.compile(r"(\*\*|__)(?P<inner>.+?)\1(?P<rest>.*)\Z")
+_HEAD = re.compile(r"(?P<token>T[^\s·:]*)(?P<after>.*)\Z")
+# What a writer may have typed instead of the middle dot: "T1-2 - title", "T1-2: title", "T1-2".
+_PLACEHOLDER = re.compile(r"[{<\[]")
+_LOOKALIKE = re.compile(r"\s*(?:[-–—:|•∙⋅]\s|\Z)")
+_ITALIC = re.compile(r"(?:_(?!_)(?P<u>.*?\S)_|\*(?![*\s])(?P<s>.*?[^*\s])\*)\Z")
+_TIER_HEADING = re.compile(r"tier\s+(\d+)\b", re.IGNORECASE)
+_DONE_HEADING = re.compile(r"(?:done|shipped)\b", re.IGNORECASE)
+_DONE_RANGE = re.compile(r"T\d+-[A-Z]*\d+\s*(?:\.\.\.?|…|–|—)\s*T\d+-[A-Z]*\d+")
+# Where a flattened item's title ends and its status text begins.
+_STATUS_PR = re.compile(r"\s+PR #\d")
+_STATUS_DASH = " — "
+
+# -- file scope ----------------------------------------------------------------------------
+
+# Names without a folder count as files only in backticks and with one of these extensions
+# (`roadmap.md` yes, `task.tier` no).
+FILE_EXTENSIONS = frozenset({
+    "py", "pyi", "md", "rst", "txt", "toml", "yaml", "yml", "json", "jsonl", "ini", "cfg",
+    "sh", "js", "ts", "tsx", "go", "rs", "rb", "java", "c", "h", "cpp", "sql", "html", "css",
+    "lock", "plist", "service", "csv",
+})
+_WORD = re.compile(r"[^\s`'\"()\[\]{}<>,;|]+")
 _BACKTICKED = re.compile(r"`([^`\s]+)`")
-_BARE_PATH = re.compile(
-    r"(?<![\w/.:-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:" + "|".join(_FILE_EXTENSIONS) + r"))(?![\w/])"
-)
+_PATH = re.compile(r"(?:[\w.@+-]+/)*[\w.@+-]*[\w-]\.(?P<ext>[A-Za-z][A-Za-z0-9]{0,7})\Z",
+                   re.ASCII)
+
+
+def _as_path(token: str, *, backticked: bool) -> str | None:
+    """``token`` as a repository-relative path, or None when it does not look like one."""
+    token = token.strip("*").rstrip(".,:;!?").removeprefix("./")
+    if (not token or token.startswith(("/", "~", "-")) or "://" in token
+            or ".." in token.split("/")):
+        return None  # absolute, home-relative, URLs and escapes are never repository paths
+    match = _PATH.match(token)
+    if match is None:
+        return None
+    if "/" not in token and not (backticked and match["ext"].lower() in FILE_EXTENSIONS):
+        return None
+    return token
+
+
+def extract_files(text: str) -> tuple[str, ...]:
+    """Repository paths an item names (its expected file scope), sorted and unique.
+
+    Words with a folder and an extension count (``oxi_core/engine/reaper.py``); a bare name
+    counts only in backticks with a known extension (`` `roadmap.md` ``).
+    """
+    found = {path for word in _WORD.findall(text) if (path := _as_path(word, backticked=False))}
+    found |= {path for token in _BACKTICKED.findall(text)
+              if (path := _as_path(token, backticked=True))}
+    return tuple(sorted(found))
+
+
+# -- value types ---------------------------------------------------------------------------
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"  # the roadmap says something oxi cannot follow: `oxi roadmap lint` fails
+    WARNING = "warning"  # readable, but probably not what the writer meant
 
 
 @attrs.frozen
 class RoadmapWarning:
-    line: int
+    line: int  # 1-based
     message: str
-    item_id: str | None = None
-    severity: str = "warning"  # "error" makes `oxi roadmap lint` exit non-zero
+    item_id: str | None = None  # the id the line names, when it names one
+    severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.severity}: {self.message}"
@@ -61,280 +123,513 @@ class RoadmapItem:
     title: str
     subtitle: str = ""
     body: str = ""
-    section: str = ""
+    section: str = ""  # the nearest heading above the item
     line: int = 0  # 1-based line of the item's own line
-    end_line: int = 0  # last line (1-based, inclusive) of its subtitle and body
+    end_line: int = 0  # 1-based, inclusive: the item's last non-blank line
     done: bool = False
     files: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {
             "id": self.id, "tier": self.tier, "title": self.title, "subtitle": self.subtitle,
-            "section": self.section, "line": self.line, "done": self.done,
-            "files": list(self.files),
+            "section": self.section, "line": self.line, "end_line": self.end_line,
+            "done": self.done, "files": list(self.files),
         }
+
+
+def priority_key(item: RoadmapItem) -> tuple[int, int]:
+    """Dispatch order: lower tier first, then roadmap (file) order."""
+    return (item.tier, item.line)
 
 
 @attrs.frozen
 class Roadmap:
-    items: tuple[RoadmapItem, ...]
-    warnings: tuple[RoadmapWarning, ...] = ()
-    done_ids: frozenset[str] = frozenset()
-    # Ids named on lines that could not be parsed: their tasks must keep their status.
-    unreadable_ids: frozenset[str] = frozenset()
+    items: tuple[RoadmapItem, ...] = ()  # file order; Done-list ids are items with done=True
+    warnings: tuple[RoadmapWarning, ...] = ()  # line order
 
     @property
-    def open_items(self) -> list[RoadmapItem]:
-        return [item for item in self.items if not item.done]
+    def open_items(self) -> tuple[RoadmapItem, ...]:
+        return tuple(item for item in self.items if not item.done)
 
     @property
-    def errors(self) -> list[RoadmapWarning]:
-        return [w for w in self.warnings if w.severity == "error"]
+    def done_ids(self) -> frozenset[str]:
+        return frozenset(item.id for item in self.items if item.done)
+
+    @property
+    def unreadable_ids(self) -> frozenset[str]:
+        """Ids named on lines with a problem: a task with such an id keeps its status, because
+        its item may still be there behind a typo."""
+        return frozenset(w.item_id for w in self.warnings if w.item_id is not None)
+
+    @property
+    def errors(self) -> tuple[RoadmapWarning, ...]:
+        return tuple(w for w in self.warnings if w.severity is Severity.ERROR)
+
+    def by_priority(self) -> tuple[RoadmapItem, ...]:
+        """Open items in dispatch order (``priority_key``)."""
+        return tuple(sorted(self.open_items, key=priority_key))
 
     def get(self, item_id: str) -> RoadmapItem | None:
-        for item in self.items:
-            if item.id == item_id:
-                return item
+        return next((item for item in self.items if item.id == item_id), None)
+
+
+# -- reading lines -------------------------------------------------------------------------
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines with their terminators: ``"".join(_split_lines(text)) == text``."""
+    return _LINE.findall(text)
+
+
+def _content(line: str) -> str:
+    return line.rstrip("\r\n")
+
+
+def _blank(line: str) -> bool:
+    return not line.strip()
+
+
+@attrs.frozen
+class _Head:
+    """A readable item line."""
+
+    item_id: str
+    tier: int
+    title: str
+    inline: str  # text after the title on the same line: status, or an inline subtitle
+    canonical: bool  # bold (the flattened form lost its emphasis)
+
+
+@attrs.frozen
+class _Broken:
+    """A line that looks like an item but cannot be read."""
+
+    message: str
+    item_id: str | None
+
+
+def _read_head(content: str) -> _Head | _Broken | None:
+    marker = _LIST_MARKER.match(content)
+    indent = len(content) - len(content.lstrip(" "))
+    if marker is None and indent > 3:
+        return None  # indented code, or a nested list inside a body
+    rest = content[marker.end():] if marker else content[indent:]
+    bold = _BOLD.match(rest)
+    if bold is None:
+        return _classify(rest.strip(), "", canonical=False)
+    inner, trailing = bold["inner"].strip(), bold["rest"].strip()
+    if "·" not in inner and trailing.startswith("·"):
+        inner, trailing = f"{inner} {trailing}", ""  # **T1-2** · title
+    return _classify(inner, trailing, canonical=True)
+
+
+def _classify(text: str, trailing: str, *, canonical: bool) -> _Head | _Broken | None:
+    match = _HEAD.match(text)
+    if match is None:
         return None
+    token, after = match["token"], match["after"]
+    ident = _ID.match(token)
+    if not after.lstrip().startswith("·"):
+        if ident is None or not (canonical or _LOOKALIKE.match(after)):
+            return None  # prose that merely starts with an id ("T2-37 lands first")
+        return _Broken(f"{token} looks like an item but has no ' · ' between the id and the "
+                       f"title; write **{token} · title**", token)
+    if ident is None:
+        if not any(char.isdigit() or char == "-" for char in token) or _PLACEHOLDER.search(token):
+            return None  # "Tier · ..." and templates like T{tier}-{N} are not attempts at an id
+        mentioned = _ID_IN_TEXT.findall(text)
+        return _Broken(f"bad id {token!r}: ids are T{{tier}}-{{N}} with a numeric tier, "
+                       "for example T1-23 or T1-B5", mentioned[0] if mentioned else None)
+    title = after.lstrip()[1:].strip()
+    if not title:
+        return _Broken(f"{token} has no title; write **{token} · title**", token)
+    return _Head(token, int(ident["tier"]), title, _unitalic(trailing), canonical)
 
 
-def extract_files(text: str) -> tuple[str, ...]:
-    """Repository paths named in an item: backticked paths and path-like words."""
-    found: set[str] = set()
-    for token in _BACKTICKED.findall(text):
-        token = token.strip(".,;:()")
-        if "://" in token or token.startswith("-"):
-            continue
-        if "/" in token or token.rsplit(".", 1)[-1] in _FILE_EXTENSIONS:
-            if re.fullmatch(r"[\w./-]+", token) and not token.startswith("/"):
-                found.add(token.removeprefix("./"))
-    for match in _BARE_PATH.finditer(_BACKTICKED.sub(" ", text)):
-        token = match.group(1)
-        if not token.startswith("/") and "://" not in token:
-            found.add(token.removeprefix("./"))
-    return tuple(sorted(found))
+def _unitalic(text: str) -> str:
+    match = _ITALIC.match(text)
+    return (match["u"] or match["s"]).strip() if match else text
 
 
-def _heading(line: str) -> str | None:
-    stripped = line.strip()
-    match = _HEADING_MD.match(line)
-    if match:
-        return match.group("text").rstrip("¶").strip()
+def _heading(content: str) -> tuple[int, str] | None:
+    """(level, text) of a markdown ``#`` heading or a ``¶`` line, else None."""
+    atx = _ATX.match(content)
+    if atx is not None:
+        text = _ATX_CLOSE.sub("", atx[2] or "")
+        return len(atx[1]), text.strip().removesuffix("¶").strip()
+    stripped = content.strip()
     if stripped.endswith("¶"):
-        return stripped.rstrip("¶").strip()
+        return _PILCROW_LEVEL, stripped[:-1].strip()
     return None
 
 
-def _split_id_title(text: str) -> tuple[str, str] | None:
-    """'T1-2 · title' -> ('T1-2', 'title'); None when there is no '·' separator."""
-    parts = _SEPARATOR.split(text.strip(), maxsplit=1)
-    if len(parts) != 2:
-        return None
-    return parts[0].strip(), parts[1].strip()
+# -- the scan ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Block:
+    """The lines of one item-looking line: [start, stop) with stop after its last non-blank
+    line. Broken lines get a block too, so removal and body boundaries treat them alike."""
+
+    item_id: str | None
+    start: int  # 0-based
+    stop: int
+
+
+@attrs.frozen
+class _Context:
+    section: str
+    done: bool
+    tier_heading: tuple[int, str] | None  # (tier, heading text) of the enclosing Tier heading
 
 
 @attrs.define
-class _Draft:
-    id: str
-    tier: int
-    title: str
-    section: str
-    line: int
-    canonical: bool
-    status: str = ""
-    lines: list[str] = attrs.field(factory=list)
-    last_line: int = 0
+class _Scan:
+    lines: list[str]
+    blocks: list[_Block] = attrs.field(factory=list)
+    items: list[RoadmapItem] = attrs.field(factory=list)
+    warnings: list[RoadmapWarning] = attrs.field(factory=list)
+    done_lines: dict[str, tuple[int, str]] = attrs.field(factory=dict)  # id -> (index, section)
+    first_seen: dict[str, int] = attrs.field(factory=dict)  # id -> line of the item kept
+
+    def warn(self, index: int, message: str, item_id: str | None,
+             severity: Severity = Severity.ERROR) -> None:
+        self.warnings.append(RoadmapWarning(index + 1, message, item_id, severity))
+
+
+@attrs.define
+class _Pending:
+    start: int
+    head: _Head | _Broken
+    context: _Context
+
+
+def _scan(lines: list[str]) -> _Scan:
+    scan = _Scan(lines)
+    headings: list[tuple[int, str]] = []
+    context = _Context("", False, None)
+    pending: _Pending | None = None
+    fence: str | None = None
+    in_comment = False
+
+    def close(stop: int) -> None:
+        nonlocal pending
+        if pending is not None:
+            _close(scan, pending, stop)
+            pending = None
+
+    for index, line in enumerate(lines):
+        content = _content(line).removeprefix("\ufeff" if index == 0 else "")
+        if fence is not None:  # code in a fence is never an item or a heading
+            closing = _FENCE.match(content)
+            if closing and closing[1][0] == fence[0] and len(closing[1]) >= len(fence) \
+                    and content.strip() == closing[1]:
+                fence = None
+            continue
+        if in_comment:
+            in_comment = "-->" not in content
+            continue
+        heading = _heading(content)
+        if heading is not None:
+            close(index)
+            while headings and headings[-1][0] >= heading[0]:
+                headings.pop()
+            headings.append(heading)
+            context = _context(headings)
+            _check_heading(scan, index, heading[1])
+        elif context.done and _done_list(scan, index, content, context.section):
+            close(index)
+        elif (head := _read_head(content)) is not None:
+            close(index)
+            pending = _Pending(index, head, context)
+        else:
+            opening = _FENCE.match(content)
+            fence = opening[1] if opening else None
+        if fence is None:
+            start = content.rfind("<!--")
+            in_comment = start >= 0 and "-->" not in content[start + 4:]
+    close(len(lines))
+    return scan
+
+
+def _context(headings: list[tuple[int, str]]) -> _Context:
+    tier = None
+    for _level, text in reversed(headings):
+        match = _TIER_HEADING.match(text)
+        if match:
+            tier = (int(match[1]), text)
+            break
+    done = any(_DONE_HEADING.match(text) for _level, text in headings)
+    return _Context(headings[-1][1], done, tier)
+
+
+def _check_heading(scan: _Scan, index: int, text: str) -> None:
+    head = _classify(text, "", canonical=False)
+    if head is not None:
+        scan.warn(index, f"heading {text!r} looks like an item; items are bold lines "
+                         "(**T1-2 · title**), not headings", head.item_id)
+
+
+def _done_list(scan: _Scan, index: int, content: str, section: str) -> bool:
+    """Record a Done-section line that lists ids (``- T0-1, T0-2``); False for other lines."""
+    if "·" in content:
+        return False  # a full item: read as one, marked done
+    ids = _ID_IN_TEXT.findall(content)
+    first = content.strip().split(maxsplit=1)[0].rstrip(",;.") if content.strip() else ""
+    if not ids or not (_LIST_MARKER.match(content) or _ID.match(first)):
+        return False
+    if _DONE_RANGE.search(content):
+        scan.warn(index, "ranges of ids are not expanded; list every shipped id", None)
+    for item_id in ids:
+        if item_id in scan.done_lines:
+            scan.warn(index, f"{item_id} is listed as done twice (first at line "
+                             f"{scan.done_lines[item_id][0] + 1})", item_id,
+                      Severity.WARNING)
+        else:
+            scan.done_lines[item_id] = (index, section)
+    return True
+
+
+def _close(scan: _Scan, pending: _Pending, stop: int) -> None:
+    start, head = pending.start, pending.head
+    while stop > start + 1 and _blank(scan.lines[stop - 1]):
+        stop -= 1
+    scan.blocks.append(_Block(head.item_id, start, stop))
+    if isinstance(head, _Broken):
+        scan.warn(start, head.message, head.item_id)
+        return
+    if head.item_id in scan.first_seen:
+        scan.warn(start, f"duplicate id {head.item_id} (first at line "
+                         f"{scan.first_seen[head.item_id]}); the first one is used — renumber "
+                         "or delete this one", head.item_id)
+        return
+    scan.first_seen[head.item_id] = start + 1
+    scan.items.append(_build(scan, pending, stop))
+
+
+def _build(scan: _Scan, pending: _Pending, stop: int) -> RoadmapItem:
+    start, head, context = pending.start, pending.head, pending.context
+    assert isinstance(head, _Head)
+    rest = [_content(line) for line in scan.lines[start + 1:stop]]
+    title, inline = head.title, head.inline
+    if not head.canonical:
+        title, inline = _split_status(title, one_line=not any(map(str.strip, rest)))
+    subtitle = ""
+    while rest and _blank(rest[0]):
+        rest.pop(0)
+    italic = _ITALIC.match(rest[0].strip()) if rest else None
+    if italic is not None or (rest and not head.canonical):
+        subtitle = _unitalic(rest.pop(0).strip())  # flattened: the description line
+    elif head.canonical and not inline:
+        scan.warn(start, f"{head.item_id} has no italic subtitle on the line after its title",
+                  head.item_id, Severity.WARNING)
+    if not subtitle:
+        subtitle, inline = inline, ""
+    if inline:
+        rest.insert(0, inline)
+    while rest and _blank(rest[0]):
+        rest.pop(0)
+    body = "\n".join(rest)
+    tier_heading = context.tier_heading
+    if not context.done and tier_heading is not None and tier_heading[0] != head.tier:
+        scan.warn(start, f"{head.item_id} is a tier {head.tier} id under the heading "
+                         f"{tier_heading[1]!r}; the id decides its tier", head.item_id,
+                  Severity.WARNING)
+    return RoadmapItem(
+        id=head.item_id, tier=head.tier, title=title, subtitle=subtitle, body=body,
+        section=context.section, line=start + 1, end_line=stop, done=context.done,
+        files=extract_files("\n".join((title, subtitle, body))),
+    )
+
+
+def _split_status(title: str, *, one_line: bool) -> tuple[str, str]:
+    """A flattened item's title ends before `` PR #n``; a one-line item's also before `` — ``
+    (an item with a description may use a dash in its title: "Emit step — ledger events")."""
+    status = _STATUS_PR.search(title)
+    if status is not None:
+        return title[:status.start()].rstrip(), title[status.start():].strip()
+    dash = title.find(_STATUS_DASH)
+    if one_line and dash > 0:
+        return title[:dash].rstrip(), title[dash + len(_STATUS_DASH):].strip()
+    return title, ""
+
+
+def _finish(scan: _Scan) -> Roadmap:
+    items: list[RoadmapItem] = []
+    for item in scan.items:
+        done_line = scan.done_lines.get(item.id)
+        if done_line is not None and not item.done:
+            scan.warn(item.line - 1, f"{item.id} is listed in the Done section (line "
+                                     f"{done_line[0] + 1}) and as an open item; it is treated "
+                                     "as done — delete one of them", item.id)
+            item = attrs.evolve(item, done=True)
+        items.append(item)
+    listed = {item.id for item in items}
+    for item_id, (index, section) in scan.done_lines.items():
+        if item_id not in listed:
+            tier = _ID.match(item_id)
+            assert tier is not None
+            items.append(RoadmapItem(id=item_id, tier=int(tier["tier"]), title="", done=True,
+                                     section=section, line=index + 1, end_line=index + 1))
+    items.sort(key=lambda item: item.line)
+    warnings = sorted(scan.warnings, key=lambda warning: warning.line)
+    return Roadmap(tuple(items), tuple(warnings))
+
+
+# -- public entry points -------------------------------------------------------------------
 
 
 def parse_roadmap(text: str) -> Roadmap:
-    lines = text.splitlines()
-    items: list[RoadmapItem] = []
-    warnings: list[RoadmapWarning] = []
-    done_ids: set[str] = set()
-    unreadable: set[str] = set()
-    seen: dict[str, int] = {}
-    section = ""
-    in_done = False
-    draft: _Draft | None = None
-
-    def close() -> None:
-        nonlocal draft
-        if draft is None:
-            return
-        items.append(_finish(draft, warnings))
-        draft = None
-
-    for number, line in enumerate(lines, start=1):
-        heading = _heading(line)
-        if heading is not None:
-            close()
-            section = heading
-            in_done = heading.lower().startswith("done")
-            continue
-        if in_done:
-            done_ids.update(_ANY_ID.findall(line))
-            continue
-        parsed = _parse_item_line(line)
-        if parsed is None:
-            if draft is not None and (line.strip() or draft.lines):
-                draft.lines.append(line)
-                if line.strip():
-                    draft.last_line = number
-            continue
-        close()
-        if isinstance(parsed, str):
-            warnings.append(RoadmapWarning(number, parsed, _first_id(line), "error"))
-            unreadable.update(_ANY_ID.findall(line))
-            continue
-        item_id, title, status, canonical = parsed
-        match = _ID.match(item_id)
-        assert match is not None
-        if item_id in seen:
-            warnings.append(RoadmapWarning(
-                number, f"duplicate id {item_id} (first at line {seen[item_id]}); "
-                "this one is ignored", item_id, "error"))
-            continue
-        seen[item_id] = number
-        draft = _Draft(item_id, int(match.group("tier")), title, section, number, canonical,
-                       status, last_line=number)
-    close()
-    items = [i for i in items if i.id not in done_ids] + [
-        RoadmapItem(id=i, tier=int(_ID.match(i).group("tier")), title="", done=True,  # type: ignore[union-attr]
-                    section="Done")
-        for i in sorted(done_ids) if _ID.match(i)
-    ]
-    return Roadmap(tuple(items), tuple(sorted(warnings, key=lambda w: w.line)),
-                   frozenset(done_ids), frozenset(unreadable - set(seen)))
+    """Every item, Done id and problem in ``text``. Pure and deterministic."""
+    return _finish(_scan(_split_lines(text)))
 
 
-def _first_id(line: str) -> str | None:
-    found = _ANY_ID.findall(line)
-    return found[0] if found else None
-
-
-def _parse_item_line(line: str) -> tuple[str, str, str, bool] | str | None:
-    """(id, title, status, canonical) for an item line, a warning message for a broken one,
-    None for any other line."""
-    if not _LOOKS_LIKE.match(line):
-        return None
-    bold = _BOLD.match(line)
-    canonical = bold is not None
-    text = bold.group("inner") if bold else re.sub(rf"^\s*{_LIST}", "", line)
-    split = _split_id_title(text)
-    if split is None:
-        return "looks like an item but has no ' · ' between the id and the title"
-    item_id, title = split
-    if not _ID.match(item_id):
-        return (f"bad id {item_id!r}: expected T{{tier}}-{{N}} with a numeric tier "
-                "(for example T1-23 or T1-B5)")
-    title = title.rstrip("*").strip()
-    status = bold.group("after").strip() if bold else ""
-    if not canonical:
-        pieces = _STATUS_SPLIT.split(title, maxsplit=1)
-        if len(pieces) == 2 and pieces[0].strip():
-            title, status = pieces[0].strip(), pieces[1].strip()
-    if not title:
-        return f"item {item_id} has no title"
-    return item_id, title, status, canonical
-
-
-def _finish(draft: _Draft, warnings: list[RoadmapWarning]) -> RoadmapItem:
-    body_lines = list(draft.lines)
-    while body_lines and not body_lines[-1].strip():
-        body_lines.pop()
-    subtitle = ""
-    non_blank = [(i, raw) for i, raw in enumerate(body_lines) if raw.strip()]
-    if non_blank:
-        first_index, first = non_blank[0]
-        italic = _ITALIC.match(first)
-        if italic:
-            subtitle = (italic.group("u") or italic.group("s") or "").strip()
-            body_lines = body_lines[first_index + 1:]
-        elif not draft.canonical:
-            subtitle = first.strip()
-            body_lines = body_lines[first_index + 1:]
-        else:
-            warnings.append(RoadmapWarning(
-                draft.line + first_index + 1,
-                f"{draft.id} has no italic subtitle on the line after its title", draft.id))
-    elif draft.canonical:
-        warnings.append(RoadmapWarning(draft.line, f"{draft.id} has no italic subtitle",
-                                       draft.id))
-    if not subtitle and draft.status:
-        subtitle = draft.status
-    body = "\n".join(body_lines).strip("\n")
-    text = " ".join((draft.title, subtitle, draft.status, body))
-    return RoadmapItem(
-        id=draft.id, tier=draft.tier, title=draft.title, subtitle=subtitle, body=body,
-        section=draft.section, line=draft.line, end_line=draft.last_line,
-        files=extract_files(text),
-    )
+def read_roadmap_text(path: Path) -> str:
+    """The roadmap's text; RoadmapError, saying how to fix it, when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as error:
+        raise RoadmapError(
+            f"no roadmap at {path}",
+            hint="create roadmap.md (docs/roadmap-format.md shows the format), or point the "
+                 "adapter's `roadmap` kwarg at yours",
+        ) from error
+    except IsADirectoryError as error:
+        raise RoadmapError(f"{path} is a folder, not a roadmap file",
+                           hint="point the adapter's `roadmap` kwarg at the markdown file") \
+            from error
+    except OSError as error:
+        raise RoadmapError(f"cannot read {path}: {error.strerror or error}",
+                           hint="check that the file exists and is readable by this user") \
+            from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RoadmapError(f"{path} is not UTF-8 text (bad byte at offset {error.start})",
+                           hint="re-save the file as UTF-8") from error
 
 
 def load_roadmap(path: Path) -> Roadmap:
     """Parse the roadmap at ``path``; RoadmapError when it cannot be read at all."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as error:
-        raise RoadmapError(f"no roadmap at {path}",
-                           hint="create roadmap.md, or point the adapter's `roadmap` at it") from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise RoadmapError(f"cannot read {path}: {error}",
-                           hint="the roadmap must be a readable UTF-8 text file") from error
-    return parse_roadmap(text)
-
-
-# -- rewriting --------------------------------------------------------------------------
+    return parse_roadmap(read_roadmap_text(path))
 
 
 def remove_items(text: str, ids: Iterable[str]) -> str:
-    """``text`` byte for byte, minus the lines of the named items (and the blank lines that
-    followed them). Line endings and a missing final newline are preserved."""
-    wanted = set(ids)
-    if not wanted:
-        return text
-    roadmap = parse_roadmap(text)
-    kept = text.splitlines(keepends=True)
-    drop: set[int] = set()
-    for item in roadmap.items:
-        if item.id in wanted and not item.done and item.line:
-            start, end = item.line - 1, item.end_line  # 0-based, end exclusive
-            while end < len(kept) and not kept[end].strip():
-                end += 1
-            drop.update(range(start, end))
-    return "".join(line for index, line in enumerate(kept) if index not in drop)
+    """``text`` byte for byte, minus every item line naming one of ``ids`` (duplicates and
+    broken lines too) with its subtitle, body and the blank lines after it.
 
-
-def _id_mention(item_id: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![A-Za-z0-9-]){re.escape(item_id)}(?![A-Za-z0-9])")
-
-
-def substantive_commits(repo: Path, *, ref: str = "main",
-                        roadmap_path: str = "roadmap.md") -> list[tuple[str, str]]:
-    """(sha, message) of commits on ``ref`` that are not merges and touch a file other than
-    the roadmap itself."""
-    result = subprocess.run(
-        ["git", "log", "--no-merges", "--format=%x1e%H%x1f%B%x1f", "--name-only", ref],
-        cwd=repo, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise RoadmapError(f"cannot read the history of {ref}: {result.stderr.strip()}",
-                           hint="run prune inside the repository, with the base branch fetched")
-    commits: list[tuple[str, str]] = []
-    for record in result.stdout.split("\x1e"):
-        if not record.strip():
+    An item at the end of the file takes the blank lines before it instead, so no trailing
+    blank lines are left behind. Line endings are kept as they are, and so is a missing final
+    newline. Ids listed in a Done section stay there.
+    """
+    wanted = frozenset(ids)
+    lines = _split_lines(text)
+    drop = [False] * len(lines)
+    for block in _scan(lines).blocks:
+        if block.item_id not in wanted:
             continue
-        sha, message, names = (record.split("\x1f") + ["", ""])[:3]
-        files = [name for name in names.split("\n") if name.strip()]
-        if any(name != roadmap_path for name in files):
-            commits.append((sha.strip(), message))
+        after = block.stop
+        while after < len(lines) and _blank(lines[after]):
+            after += 1
+        drop[block.start:after] = [True] * (after - block.start)
+        if after == len(lines):
+            before = block.start - 1
+            while before >= 0 and (drop[before] or _blank(lines[before])):
+                drop[before] = True
+                before -= 1
+    if not any(drop):
+        return text
+    kept = [line for line, dropped in zip(lines, drop, strict=True) if not dropped]
+    if kept and lines and lines[-1] == _content(lines[-1]):
+        kept[-1] = _content(kept[-1])  # the file ended without a newline: keep it that way
+    return "".join(kept)
+
+
+# -- pruning -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PruneMatch:
+    item_id: str
+    commit: str  # full sha of the oldest substantive commit naming the id
+    subject: str
+
+
+_SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?\Z")
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,64})")
+# Variables that would point git somewhere other than ``repo`` (set inside git hooks).
+_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR",
+                      "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                      "GIT_NAMESPACE")
+
+
+def _git(repo: Path, args: Sequence[str], *, timeout_s: float = 120.0) -> str:
+    argv = ["git", *args]
+    env = {key: value for key, value in os.environ.items() if key not in _GIT_LOCATION_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    try:
+        result = subprocess.run(argv, cwd=repo, env=env, capture_output=True,
+                                stdin=subprocess.DEVNULL, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as error:
+        raise GitError(argv, -1, f"timed out after {timeout_s:.0f}s") from error
+    except OSError as error:  # no such folder, or no git on PATH
+        raise GitError(argv, -1, str(error)) from error
+    if result.returncode != 0:
+        raise GitError(argv, result.returncode, result.stderr.decode("utf-8", "replace"))
+    return result.stdout.decode("utf-8", "replace")
+
+
+@attrs.frozen
+class _Commit:
+    sha: str
+    parents: int
+    message: str
+
+
+def _history(repo: Path, ref: str) -> list[_Commit]:
+    """Commits reachable from ``ref``, oldest first."""
+    out = _git(repo, ["log", "--reverse", "--no-color", "--no-show-signature",
+                      "--encoding=UTF-8", "--format=%x1e%H%x00%P%x00%B", ref, "--"])
+    commits = []
+    for record in out.split("\x1e"):
+        parts = record.split("\x00", 2)
+        if len(parts) == 3 and _SHA.match(parts[0]):
+            commits.append(_Commit(parts[0], len(parts[1].split()), parts[2].strip()))
     return commits
 
 
-def prunable_ids(repo: Path, roadmap_text: str, *, ref: str = "main",
-                 roadmap_path: str = "roadmap.md") -> list[str]:
-    """Open items whose id appears in a substantive commit on ``ref``."""
-    roadmap = parse_roadmap(roadmap_text)
-    messages = [m for _sha, m in substantive_commits(repo, ref=ref, roadmap_path=roadmap_path)]
-    return [item.id for item in roadmap.open_items
-            if any(_id_mention(item.id).search(message) for message in messages)]
+def _touches_more_than(repo: Path, sha: str, roadmap_path: str) -> bool:
+    out = _git(repo, ["diff-tree", "-r", "--root", "--no-commit-id", "--name-only",
+                      "--no-renames", "-z", sha])
+    return any(name and name != roadmap_path for name in out.split("\x00"))
+
+
+def find_prunable(repo: Path, roadmap_text: str, ref: str = "main", *,
+                  roadmap_path: str = ROADMAP_FILE) -> list[PruneMatch]:
+    """Open items named by a substantive commit reachable from ``ref``, in roadmap order.
+
+    Substantive (docs/roadmap-format.md): not a merge (at most one parent), touching a file
+    other than ``roadmap_path``, and neither a revert nor reverted. The id must appear in the
+    message as a whole token.
+    """
+    roadmap_path = PurePosixPath(roadmap_path).as_posix().removeprefix("./")
+    wanted = [item.id for item in parse_roadmap(roadmap_text).open_items]
+    commits = _history(repo, ref)
+    reverted = {match for c in commits for match in _REVERTS.findall(c.message)}
+    found: dict[str, _Commit] = {}
+    for commit in commits:
+        if commit.parents > 1 or _REVERTS.search(commit.message) \
+                or any(commit.sha.startswith(prefix) for prefix in reverted):
+            continue
+        named = set(_ID_IN_TEXT.findall(commit.message)) & (set(wanted) - set(found))
+        if named and _touches_more_than(repo, commit.sha, roadmap_path):
+            found.update(dict.fromkeys(named, commit))
+    return [PruneMatch(item_id, found[item_id].sha, found[item_id].message.split("\n")[0])
+            for item_id in wanted if item_id in found]
+
+
+def prunable_ids(repo: Path, roadmap_text: str, ref: str = "main", *,
+                 roadmap_path: str = ROADMAP_FILE) -> list[str]:
+    """The ids of ``find_prunable``: what ``remove_items`` should take out."""
+    return [match.item_id for match in find_prunable(repo, roadmap_text, ref,
+                                                     roadmap_path=roadmap_path)]

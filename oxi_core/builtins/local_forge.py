@@ -50,6 +50,7 @@ class LocalForge:
     remote: str = "origin"
     base: str = "main"
     _context: PluginContext | None = attrs.field(default=None, init=False, repr=False)
+    _origin: Path | None = attrs.field(default=None, init=False, repr=False)
 
     def bind(self, context: PluginContext) -> None:
         self._context = context
@@ -92,13 +93,30 @@ class LocalForge:
         with self._lock():
             return self._open_pr(task_id=task_id, branch=branch, title=title, body=body)
 
+    @property
+    def origin(self) -> Path:
+        """The bare repository behind the remote: PR refs are written there directly."""
+        if self._origin is None:
+            url = git.out(["remote", "get-url", self.remote], self.repo)
+            path = Path(url.removeprefix("file://"))
+            path = path if path.is_absolute() else (self.repo / path).resolve()
+            if not (path / "HEAD").is_file() and not (path / ".git").exists():
+                raise OxiError(f"the local forge needs {self.remote} to be a repository on this "
+                               f"machine, not {url}",
+                               hint="use the GitHub forge for a hosted remote")
+            self._origin = path
+        return self._origin
+
     def _open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
-        self._fetch()
-        head = git.remote_branch_sha(self.remote, branch, self.repo)
-        if head is None:
+        # Read the branch from the origin itself: no fetch, and never a stale tracking ref.
+        result = git.git(["rev-parse", f"refs/heads/{self.base}", f"refs/heads/{branch}"],
+                         self.origin, check=False)
+        found = result.stdout.split()
+        if result.returncode != 0 or len(found) != 2:
             raise OxiError(f"branch {branch} is not on {self.remote}",
                            hint="push the branch before opening a pull request")
-        files = git.changed_files(f"{self.remote}/{self.base}", head, self.repo)
+        head = found[1]
+        files = git.changed_files(found[0], head, self.origin)
         ledger = self.context.ledger
         now = ledger.now_iso()
         with ledger.transaction() as conn:
@@ -122,8 +140,7 @@ class LocalForge:
                     (number, task_id, branch, self.base, title, body, head, json.dumps(files),
                      now, now),
                 )
-        git.git(["push", "--quiet", "--force", self.remote, f"{head}:refs/pull/{number}/head"],
-                self.repo)
+        git.git(["update-ref", f"refs/pull/{number}/head", head], self.origin)
         return self.get_pr(number)
 
     def arm_auto_merge(self, number: int) -> bool:

@@ -53,7 +53,10 @@ def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
             changes.append(IngestChange("new", item.id, fields))
             continue
         if existing.status is TaskStatus.ABANDONED:
-            changes.append(IngestChange("reopened", item.id, fields, existing.status))
+            # Back on the roadmap after a removal: plan it again. A task abandoned because a
+            # person closed its pull request stays abandoned while its item is unchanged.
+            if not existing.in_roadmap:
+                changes.append(IngestChange("reopened", item.id, fields, existing.status))
             continue
         if existing.status in (TaskStatus.MERGED, TaskStatus.DONE):
             continue
@@ -68,6 +71,9 @@ def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
         if existing is not None and existing.status in OPEN_STATUSES - {TaskStatus.DISPATCHED,
                                                                         TaskStatus.IN_REVIEW}:
             changes.append(IngestChange("done", task_id, {}, existing.status))
+    # A broken item line whose id cannot even be read might be any task's: close nothing.
+    if any(w.item_id is None for w in roadmap.errors):
+        return changes
     for task in tasks:
         if task.id in seen or task.id in roadmap.unreadable_ids:
             continue
