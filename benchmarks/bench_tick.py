@@ -78,7 +78,8 @@ def main() -> None:
         start = time.perf_counter()
         report = asyncio.run(engine.tick())
         idle.append(time.perf_counter() - start)
-        assert not report.dispatched and not report.ingested
+        assert not report.dispatched
+        assert not report.ingested
     baseline = worktree_add_baseline(repo.root, 15)
 
     # Dispatch N tasks in one tick with an agent that writes one file and exits.

