@@ -56,13 +56,17 @@ retry_base_s = 0.5
 
 [agents.demo]
 type = "exec"
-kwargs = {{ argv = [{json.dumps(sys.executable)}, {json.dumps(str(HERE / "agent.py"))}],
-           timeout_s = 60 }}
+
+[agents.demo.kwargs]
+argv = [{json.dumps(sys.executable)}, {json.dumps(str(HERE / "agent.py"))}]
+timeout_s = 60
 
 [judges.tests]
 type = "command"
-kwargs = {{ commands = [[{json.dumps(sys.executable)}, "-m", "unittest", "discover", "-s", "tests",
-                         "-q"]], timeout_s = 60 }}
+
+[judges.tests.kwargs]
+commands = [[{json.dumps(sys.executable)}, "-m", "unittest", "discover", "-s", "tests", "-q"]]
+timeout_s = 60
 
 [forges.local]
 type = "local"
