@@ -90,7 +90,22 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Whether group ``pgid`` holds a process that is not a zombie. killpg() also reaches
+    zombies (exited, not yet reaped by the init they were reparented to; a slow init keeps them
+    for seconds), and a group of zombies has nothing left to kill."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                return True
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return False
 
 
 def kill_group(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
@@ -148,12 +163,18 @@ async def run_streaming(
     on_stderr: LineCallback | None = None,
     on_spawn: Callable[[int, int], None] | None = None,
     cancel: asyncio.Event | None = None,
+    idle_exempt: Callable[[], bool] | None = None,
 ) -> RunOutcome:
     """Run ``spec.argv`` to completion, calling ``on_stdout`` for every complete line.
 
     Never raises for the child's behaviour: a spawn failure, timeout, stall, over-long line
     or cancellation is reported in the RunOutcome, and the whole process group is gone when
     this returns.
+
+    ``idle_exempt``, when given, is asked once the stall timeout runs out: True means the agent
+    is in a phase its own idle guard covers (Codex waiting on a model stream it watches with
+    ``stream_idle_timeout_ms`` prints nothing while tokens arrive), so silence is not a stall
+    yet; the idle clock restarts. The wall-clock timeout still applies.
     """
     started = time.monotonic()
     try:
@@ -194,6 +215,9 @@ async def run_streaming(
                 timed_out = True
                 break
             if idle_left <= 0:
+                if idle_exempt is not None and idle_exempt():
+                    activity[0] = now
+                    continue
                 stalled = True
                 break
             pending = {waiter, *(r for r in readers if not r.done())}

@@ -109,6 +109,10 @@ class DispatchResult:
     exit_code: int | None = None
     model: str | None = None
     agent: str = ""
+    # Why cost_usd may be lower than what the run really spent (tokens the CLI did not report,
+    # e.g. Codex reasoning tokens missing from both its stream and its session file). The
+    # engine records a ``budget_undercount`` ledger event when this is set.
+    budget_undercount: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -136,4 +140,5 @@ class DispatchResult:
             "exit_code": self.exit_code,
             "model": self.model,
             "agent": self.agent,
+            "budget_undercount": self.budget_undercount,
         }

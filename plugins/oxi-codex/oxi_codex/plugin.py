@@ -1,0 +1,15 @@
+"""Entry point ``codex`` in group ``oxi``: registers the agent type ``codex``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from oxi_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_agents(register: Callable[[str, type[Any]], None]) -> None:
+    from oxi_codex.adapter import CodexCliAdapter
+
+    register("codex", CodexCliAdapter)

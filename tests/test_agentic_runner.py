@@ -1,0 +1,263 @@
+"""The shared agent runner (oxi_core.agentic.runner) with small Python children."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from oxi_core.agentic.runner import LINE_LIMIT, RunOutcome, RunSpec, build_env, run_streaming
+
+PY = sys.executable
+
+
+def child(tmp_path: Path, body: str, name: str = "child.py") -> Path:
+    script = tmp_path / name
+    script.write_text("import os, sys, time, subprocess\n" + textwrap.dedent(body))
+    return script
+
+
+def spec(tmp_path: Path, script: Path, *args: str, **kw: Any) -> RunSpec:
+    env = kw.pop("env", None) or build_env()
+    return RunSpec(argv=(PY, str(script), *args), cwd=tmp_path, env=env, **kw)
+
+
+def run(the_spec: RunSpec, **kw: Any) -> tuple[RunOutcome, list[str]]:
+    lines: list[str] = []
+    outcome = asyncio.run(run_streaming(the_spec, on_stdout=lines.append, **kw))
+    return outcome, lines
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+SPAWN_GRANDCHILD = """
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(sys.argv[1], "w") as f:
+        f.write(str(grandchild.pid))
+"""
+
+
+def test_argv_reaches_the_child_verbatim_and_no_shell_runs(tmp_path: Path) -> None:
+    script = child(tmp_path, "print(repr(sys.argv[1:]))\n")
+    tricky = "$(touch pwned); `touch pwned2` && echo hi > pwned3 | cat *"
+    outcome, lines = run(spec(tmp_path, script, tricky, "two words"))
+    assert outcome.exit_code == 0
+    assert lines == [repr([tricky, "two words"])]
+    assert not list(tmp_path.glob("pwned*"))
+
+
+def test_the_child_leads_its_own_process_group_and_on_spawn_says_so(tmp_path: Path) -> None:
+    script = child(tmp_path, "print(os.getpid(), os.getpgid(0), os.getsid(0))\n")
+    spawned: list[tuple[int, int]] = []
+    outcome, lines = run(spec(tmp_path, script), on_spawn=lambda p, g: spawned.append((p, g)))
+    pid, pgid, sid = map(int, lines[0].split())
+    assert spawned == [(pid, pgid)]
+    assert pid == pgid == sid == outcome.pid
+    assert pgid != os.getpgid(0)
+
+
+def test_only_allow_listed_variables_reach_the_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OXI_TEST_SECRET", "sk-ant-never-leak-this-key-0123456789")
+    monkeypatch.setenv("PASSED_ON_PURPOSE", "yes")
+    script = child(tmp_path, "import json; print(json.dumps(dict(os.environ)))\n")
+    env = build_env({"AGENT_KEY": "k"}, allow=("PASSED_ON_PURPOSE",))
+    outcome, lines = run(spec(tmp_path, script, env=env))
+    seen = json.loads(lines[0])
+    assert "OXI_TEST_SECRET" not in seen
+    assert "sk-ant-never-leak" not in lines[0]
+    assert seen["AGENT_KEY"] == "k"
+    assert seen["PASSED_ON_PURPOSE"] == "yes"
+    assert seen["PATH"] == os.environ["PATH"]
+    assert outcome.exit_code == 0
+
+
+def test_stdin_is_closed_so_a_reader_gets_end_of_file_at_once(tmp_path: Path) -> None:
+    script = child(tmp_path, "data = sys.stdin.read(); print(repr(data))\n")
+    outcome, lines = run(spec(tmp_path, script, timeout_s=10))
+    assert (outcome.exit_code, lines) == (0, ["''"])
+    assert outcome.duration_s < 5
+
+
+def test_ten_megabytes_of_stderr_and_a_little_stdout_do_not_deadlock(tmp_path: Path) -> None:
+    script = child(
+        tmp_path,
+        """
+        chunk = "e" * 1023 + "\\n"
+        for _ in range(10 * 1024):
+            sys.stderr.write(chunk)
+        print("done", flush=True)
+    """,
+    )
+    outcome, lines = run(spec(tmp_path, script, timeout_s=30, stall_timeout_s=10))
+    assert outcome.exit_code == 0
+    assert not outcome.killed
+    assert lines == ["done"]
+    assert outcome.stderr_tail.endswith("e" * 1023)
+
+
+def test_a_partial_line_is_held_until_its_newline_arrives(tmp_path: Path) -> None:
+    script = child(
+        tmp_path,
+        """
+        sys.stdout.write('{"type": "assistant", '); sys.stdout.flush()
+        time.sleep(0.3)
+        sys.stdout.write('"text": "hi"}\\nsecond'); sys.stdout.flush()
+        time.sleep(0.2)
+        sys.stdout.write(' line\\n')
+    """,
+    )
+    outcome, lines = run(spec(tmp_path, script))
+    assert lines == ['{"type": "assistant", "text": "hi"}', "second line"]
+    assert outcome.exit_code == 0
+
+
+def test_a_line_over_the_limit_stops_the_run_without_holding_it_in_memory(
+    tmp_path: Path,
+) -> None:
+    script = child(
+        tmp_path,
+        """
+        print("before", flush=True)
+        chunk = "x" * 65536
+        for _ in range(50 * 16):  # 50 MB, no newline
+            sys.stdout.write(chunk)
+        print("never read")
+        time.sleep(30)
+    """,
+    )
+    tracemalloc.start()
+    try:
+        outcome, lines = run(spec(tmp_path, script, timeout_s=60, stall_timeout_s=30))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert outcome.line_too_long
+    assert lines == ["before"]
+    assert outcome.duration_s < 20
+    assert peak < 8 * LINE_LIMIT  # the child wrote 50 times the limit
+    assert not alive(outcome.pid)
+
+
+def test_the_wall_clock_timeout_kills_the_whole_group_grandchildren_too(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    script = child(
+        tmp_path,
+        SPAWN_GRANDCHILD
+        + """
+    while True:
+        print("busy", flush=True)
+        time.sleep(0.1)
+    """,
+    )
+    outcome, lines = run(spec(tmp_path, script, str(pid_file), timeout_s=1.0, stall_timeout_s=30))
+    assert outcome.timed_out and not outcome.stalled
+    assert 1.0 <= outcome.duration_s < 6
+    assert len(lines) >= 3
+    assert wait_gone(int(pid_file.read_text()))
+    assert not alive(outcome.pid)
+
+
+def test_the_stall_timeout_kills_a_silent_group_grandchildren_too(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    script = child(
+        tmp_path,
+        SPAWN_GRANDCHILD
+        + """
+    print("one line, then silence", flush=True)
+    time.sleep(60)
+    """,
+    )
+    outcome, lines = run(spec(tmp_path, script, str(pid_file), timeout_s=60, stall_timeout_s=1.0))
+    assert outcome.stalled and not outcome.timed_out
+    assert outcome.duration_s < 6
+    assert lines == ["one line, then silence"]
+    assert wait_gone(int(pid_file.read_text()))
+
+
+def test_an_agent_that_keeps_printing_is_never_killed_for_idleness(tmp_path: Path) -> None:
+    script = child(
+        tmp_path,
+        """
+        for i in range(12):
+            print(i, flush=True)
+            time.sleep(0.2)
+    """,
+    )
+    outcome, lines = run(spec(tmp_path, script, timeout_s=30, stall_timeout_s=0.6))
+    assert not outcome.killed
+    assert outcome.exit_code == 0
+    assert outcome.duration_s > 2 * 0.6
+    assert lines == [str(i) for i in range(12)]
+
+
+def test_an_idle_exempt_phase_is_not_a_stall_but_the_wall_clock_still_holds(
+    tmp_path: Path,
+) -> None:
+    script = child(tmp_path, "time.sleep(1.5)\nprint('answer', flush=True)\n")
+    outcome, lines = run(
+        spec(tmp_path, script, timeout_s=30, stall_timeout_s=0.4), idle_exempt=lambda: True
+    )
+    assert (outcome.exit_code, outcome.stalled, lines) == (0, False, ["answer"])
+    slow = child(tmp_path, "time.sleep(30)\n", name="slow.py")
+    outcome, _ = run(
+        spec(tmp_path, slow, timeout_s=1.0, stall_timeout_s=0.4), idle_exempt=lambda: True
+    )
+    assert outcome.timed_out
+
+
+def test_the_cancel_event_stops_the_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    script = child(tmp_path, SPAWN_GRANDCHILD + "    time.sleep(60)\n")
+
+    async def go() -> RunOutcome:
+        cancel = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.5, cancel.set)
+        return await run_streaming(
+            spec(tmp_path, script, str(pid_file), stall_timeout_s=60), cancel=cancel
+        )
+
+    outcome = asyncio.run(go())
+    assert outcome.cancelled
+    assert outcome.duration_s < 6
+    assert wait_gone(int(pid_file.read_text()))
+
+
+def test_a_missing_binary_is_reported_not_raised(tmp_path: Path) -> None:
+    spawned: list[tuple[int, int]] = []
+    the_spec = RunSpec(argv=(str(tmp_path / "no-such-agent"),), cwd=tmp_path, env=build_env())
+    outcome, lines = run(the_spec, on_spawn=lambda p, g: spawned.append((p, g)))
+    assert outcome.spawn_error is not None
+    assert outcome.spawn_error.startswith("FileNotFoundError")
+    assert (outcome.exit_code, lines, spawned) == (None, [], [])
+
+
+def test_the_exit_code_and_the_tails_are_reported(tmp_path: Path) -> None:
+    script = child(tmp_path, "print('out'); print('err', file=sys.stderr); sys.exit(3)\n")
+    outcome, _ = run(spec(tmp_path, script))
+    assert (outcome.exit_code, outcome.stdout_tail, outcome.stderr_tail) == (3, "out", "err")
+    assert not outcome.killed
