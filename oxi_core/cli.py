@@ -122,6 +122,12 @@ def config_check(state: CliState, as_json: bool) -> None:
     import attrs
 
     config = state.config()
+    # Checks too slow for every load (a binary's version, its output format) run here.
+    for kind, instances in config.instances.items():
+        for instance in instances.values():
+            validate = getattr(instance, "validate", None)
+            if callable(validate):
+                validate()
     report: dict[str, Any] = {
         "config": str(config.path) if config.path else None,
         "adapter": type(config.adapter).__module__ + "." + type(config.adapter).__qualname__,

@@ -312,10 +312,34 @@ def _format_exception(error: BaseException, type_: Any) -> str:
     return cattrs.v.format_exception(error, type_)
 
 
+def _validator_failure(error: BaseException) -> tuple[str, str] | None:
+    """An attrs validator's complaint (raised from __init__, so cattrs has no path for it)."""
+    if isinstance(error, ValueError | TypeError) and len(error.args) >= 2 and isinstance(
+        error.args[1], attrs.Attribute
+    ):
+        return error.args[1].alias or error.args[1].name, str(error.args[0])
+    if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str) and (
+        not isinstance(error, cattrs.BaseValidationError)
+    ):
+        # A hand-written validator: its message names the field; the key is not known.
+        match = re.match(r"(?P<name>[A-Za-z_]\w*) ", error.args[0])
+        return (match.group("name") if match else ""), error.args[0]
+    for inner in getattr(error, "exceptions", ()):
+        found = _validator_failure(inner)
+        if found is not None:
+            return found
+    return None
+
+
 def _config_error(
     error: Exception, *, file: str | None, table: str, key_prefix: str = ""
 ) -> ConfigError:
     """Turn a cattrs failure into one line naming the first offending key."""
+    validator = _validator_failure(error)
+    if validator is not None:
+        name, message = validator
+        return ConfigError(redact_text(message), file=file, table=table,
+                           key=f"{key_prefix}{name}" if name else key_prefix.rstrip(".") or None)
     messages = (
         cattrs.transform_error(error, format_exception=_format_exception)
         if isinstance(error, cattrs.BaseValidationError)

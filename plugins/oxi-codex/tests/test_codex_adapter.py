@@ -320,3 +320,22 @@ def test_a_run_whose_only_command_the_sandbox_refused_fails(tmp_path: Path, repo
     assert result.classification is Classification.FAILED
     assert "every tool call was refused by the sandbox or failed" in result.reason
     assert "Read-only file system" in result.reason
+
+
+def test_config_check_runs_the_version_pin_check(tmp_path: Path) -> None:
+    """`oxi config check` fails, naming both versions, when the binary drifted from the pin."""
+    from oxi_core.testing.agent_clis import codex_binary
+
+    binary = codex_binary()
+    if binary is None:
+        pytest.skip("run scripts/install-agent-clis")
+    (tmp_path / "oxi.toml").write_text(
+        '[adapter]\nclass = "oxi_adapter_self.SelfAdapter"\nkwargs = { repo_root = "." }\n'
+        f'[agents.codex]\ntype = "codex"\nkwargs = {{ binary = "{binary}", '
+        f'pinned_version = "0.1.0", codex_home = "{tmp_path / "ch"}", provider = "scripted", '
+        'base_url = "http://127.0.0.1:9/v1", api_key = "test" }\n')
+    result = subprocess.run([sys.executable, "-m", "oxi_core", "config", "check"],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "OXI_RAISE_ERRORS": "0"})
+    assert result.returncode != 0, result.stdout
+    assert "0.169.0" in result.stderr and "pinned to 0.1.0" in result.stderr
