@@ -17,7 +17,9 @@ class BudgetGate:
 
     Spend already recorded today plus the estimates reserved by in-flight tasks plus this
     task's estimate must stay within the daily cap, so the cap is exceeded by at most what
-    in-flight tasks overrun their own estimates (bounded by their per-task caps).
+    in-flight tasks overrun their own estimates (bounded by their per-task caps). The day's
+    budget is reached (``daily_budget_reached``: no more dispatches today) once today's spend
+    is at the cap, or once nothing is in flight and this task's estimate no longer fits.
     """
 
     def check(self, task: Task, state: EngineState) -> GateDecision:
@@ -36,6 +38,14 @@ class BudgetGate:
             )
         committed = state.spent_today_usd + state.reserved_usd
         if committed + estimate > daily:
+            if not state.in_flight:
+                # Nothing in flight can come in under its estimate and leave room: what is
+                # left of today's budget cannot pay for this task, so the day's budget is spent.
+                return GateDecision.defer(
+                    f"${state.spent_today_usd:.2f} spent today; ${estimate:.2f} more would pass "
+                    f"the daily budget of ${daily:.2f}", daily_budget_reached=True,
+                    spent_usd=state.spent_today_usd, estimate_usd=estimate, budget_usd=daily,
+                )
             return GateDecision.defer(
                 f"${committed:.2f} spent or reserved today; ${estimate:.2f} more would pass the "
                 f"daily budget of ${daily:.2f}",

@@ -161,7 +161,7 @@ def add_commands(cli: click.Group) -> None:
     @click.argument("task_id")
     @pass_state
     def task_retry(state: CliState, task_id: str) -> None:
-        """Re-plan a failed task (its attempt count starts over)."""
+        """Re-plan a failed or abandoned task (its attempt count starts over)."""
         from oxi_core.ledger import Ledger
         from oxi_core.ledger import events as ev
         from oxi_core.tasks import TaskStatus
@@ -169,9 +169,10 @@ def add_commands(cli: click.Group) -> None:
         ledger = Ledger(state.config().paths.ledger)
         moved = ledger.transition(task_id, TaskStatus.PLANNED,
                                   event_type=ev.TASK_RETRY_REQUESTED, payload={"by": "operator"},
-                                  expect=[TaskStatus.FAILED], attempts=0, last_error=None)
+                                  expect=[TaskStatus.FAILED, TaskStatus.ABANDONED], attempts=0,
+                                  last_error=None)
         if moved is None:
-            raise click.ClickException(f"{task_id} has not failed")
+            raise click.ClickException(f"{task_id} has neither failed nor been abandoned")
         click.echo(f"{task_id} planned again")
 
 

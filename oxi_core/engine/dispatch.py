@@ -293,8 +293,9 @@ class Worker:
         subject = PullRequestSubject(pr=pr, tree=path, task_id=task.id, title=task.title,
                                      subtitle=self.item.subtitle)
         verdict = await asyncio.to_thread(critic.judge, subject)
-        self.engine.record(
-            ev.CRITIC_VERDICT, task_id=task.id, cost_usd=verdict.cost_usd,
+        # Through the task (not a bare event), so the review's cost counts in the task's.
+        self.ledger.update_task(
+            task.id, event_type=ev.CRITIC_VERDICT, cost_usd=verdict.cost_usd,
             payload={"pr": pr_number, "verdict": str(verdict.kind),
                      "reasons": list(verdict.reasons), "critic": self.config.roles.critic},
         )

@@ -41,6 +41,13 @@ PAUSED_KEY = "paused"
 BUDGET_DAY_KEY = "daily_budget_reached_on"
 WARNINGS_KEY = "roadmap_warnings_digest"
 ESTIMATE_HISTORY = 10
+# A slot is an agent process: a dispatched task holds one until its agent's result is recorded
+# (pushing and opening its PR afterwards take none).
+AGENTS_IN_FLIGHT_SQL = (
+    "SELECT count(*) FROM tasks t WHERE t.status = 'dispatched' AND NOT EXISTS ("
+    "SELECT 1 FROM events e WHERE e.task_id = t.id AND e.type = ? "
+    "AND json_extract(e.payload, '$.attempt') = t.attempts)"
+)
 
 
 @attrs.define
@@ -109,6 +116,8 @@ class Engine:
         self._phase(report, "observe", lambda: self._observe(report))
         if self.stop_dispatching:
             return report
+        if any(name == "observe" for name, _ in report.failed_phases):
+            return report  # blind to the open PRs, the file-overlap gate cannot decide
         if self.paused():
             report.paused = True
             return report
@@ -215,6 +224,17 @@ class Engine:
 
     def _observe(self, report: TickReport) -> None:
         forge = self.config.forge
+        for task in self.ledger.tasks([TaskStatus.DISPATCHED]):
+            # A retry whose earlier PR a person closed while this agent runs: stop the worker.
+            if task.pr_number is None or task.id not in self.cancels:
+                continue
+            pr = forge.get_pr(task.pr_number)
+            if pr.state is PullRequestState.CLOSED and self.ledger.transition(
+                task.id, TaskStatus.ABANDONED, event_type=ev.PR_CLOSED,
+                payload={"pr": pr.number, "reason": pr.closed_reason or "closed by a person"},
+                expect=[TaskStatus.DISPATCHED],
+            ) is not None:
+                self.cancels[task.id].set()
         for task in self.ledger.tasks([TaskStatus.IN_REVIEW]):
             if task.pr_number is None or task.id in self.workers:
                 continue
@@ -250,9 +270,10 @@ class Engine:
                 pr_number=None,
             )
         elif pr.state is PullRequestState.OPEN:
-            self._enforce_auto_merge(task, pr)
+            self._enforce_auto_merge(task, pr, report)
 
-    def _enforce_auto_merge(self, task: Task, pr: PullRequest) -> None:
+    def _enforce_auto_merge(self, task: Task, pr: PullRequest,
+                            report: TickReport | None = None) -> None:
         """T2-44: an approved PR must have auto-merge armed; re-arm, notify if it will not."""
         if not self.config.policy.auto_merge or pr.auto_merge_armed:
             return
@@ -265,8 +286,14 @@ class Engine:
             self.record(ev.AUTO_MERGE_ARMED, task_id=task.id,
                         payload={"pr": pr.number, "rearmed": True})
             if after.state is PullRequestState.MERGED:
-                self.settle_pr(task, after)
+                self.settle_pr(task, after, report)
             return
+        last = self.ledger.events(types=[ev.AUTO_MERGE_ARMED, ev.AUTO_MERGE_NOT_ARMED],
+                                  task_id=task.id, newest_first=True, limit=1)
+        if last and last[0].type == ev.AUTO_MERGE_NOT_ARMED and last[0].payload.get("pr") == (
+            pr.number
+        ):
+            return  # recorded and notified already; keep re-arming quietly every tick
         self.record(ev.AUTO_MERGE_NOT_ARMED, task_id=task.id, payload={"pr": pr.number},
                     notify=True)
 
@@ -340,8 +367,7 @@ class Engine:
         if self.config.worker is None:
             raise OxiError("no worker agent is configured",
                            hint="add [agents.NAME] to oxi.toml and set [roles] worker = NAME")
-        in_flight = len(self.ledger.tasks([TaskStatus.DISPATCHED]))
-        slots = self.capacity() - in_flight
+        slots = self.capacity() - self.agents_in_flight()
         for task in self.candidates():
             if slots <= 0 or self.stop_dispatching:
                 break
@@ -382,6 +408,11 @@ class Engine:
             worker = asyncio.create_task(run_worker(self, task.id, item, cancel))
             self.workers[task.id] = worker
             worker.add_done_callback(lambda _t, tid=task.id: self._forget(tid))
+
+    def agents_in_flight(self) -> int:
+        """Dispatched tasks whose agent has not finished: what a concurrency slot holds."""
+        rows = self.ledger.query(AGENTS_IN_FLIGHT_SQL, (ev.DISPATCH_RESULT,))
+        return int(rows[0][0])
 
     def _forget(self, task_id: str) -> None:
         self.workers.pop(task_id, None)
@@ -454,7 +485,7 @@ class Engine:
                                     attempts=base.attempts if base else 0, **fields))  # type: ignore[arg-type]
         planned.sort(key=lambda t: (t.tier, t.position, t.id))
         in_flight = [t for t in tasks if t.status is TaskStatus.DISPATCHED]
-        slots = max(0, self.capacity() - len(in_flight))
+        slots = max(0, self.capacity() - self.agents_in_flight())
         state = attrs.evolve(self.engine_state(), open_prs=())
         would: list[dict[str, Any]] = []
         for task in planned:

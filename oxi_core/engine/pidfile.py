@@ -38,6 +38,12 @@ class PidFile:
             return "another oxi saturate"
         return f"pid {data.get('pid')} on {data.get('host')}, started {data.get('started_at')}"
 
+    def _how_to_stop(self, data: dict[str, object] | None) -> str:
+        pid = data.get("pid") if data else None
+        if isinstance(pid, int):
+            return f"stop it first with `kill -TERM {pid}`; it exits once its workers finish"
+        return f"stop the process that holds {self.lock_path} first"
+
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_path, "a")  # noqa: SIM115 (held until release)
@@ -46,8 +52,9 @@ class PidFile:
         except BlockingIOError:
             handle.close()
             raise AlreadyRunning(
-                f"oxi saturate is already running on this repository ({self._describe(self.read())})",
-                hint=f"stop it first (SIGTERM), or remove {self.path} if you are sure it is gone",
+                f"oxi saturate is already running on this repository "
+                f"({self._describe(self.read())})",
+                hint=self._how_to_stop(self.read()),
             ) from None
         existing = self.read()
         if existing and existing.get("host") == this_host():
@@ -60,7 +67,7 @@ class PidFile:
                 raise AlreadyRunning(
                     f"oxi saturate is already running on this repository "
                     f"({self._describe(existing)})",
-                    hint="stop it first (SIGTERM)",
+                    hint=self._how_to_stop(existing),
                 )
         self.took_over = existing
         self._lock = handle

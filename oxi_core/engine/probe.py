@@ -7,11 +7,14 @@ gets fewer workers than its free memory alone would suggest.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
 
 import attrs
+
+from oxi_core.errors import OxiError
 
 GIB = 1024**3
 # What one agent worker (a CLI, its node runtime, tests it runs) needs in memory.
@@ -31,14 +34,39 @@ class HostReadings:
     load_avg_5min: float
 
 
+# Readings to use instead of the host's, as JSON with HostReadings' fields (any subset):
+# what the tests and benchmarks inject, and what an operator can set to pin the probe.
+READINGS_ENV = "OXI_PROBE_READINGS"
+
+
 def read_host() -> HostReadings:
     import psutil
 
-    return HostReadings(
+    readings = HostReadings(
         available_ram_bytes=int(psutil.virtual_memory().available),
         cpu_count=os.cpu_count() or 1,
         load_avg_5min=float(os.getloadavg()[1]),
     )
+    return _override(readings, os.environ.get(READINGS_ENV))
+
+
+def _override(readings: HostReadings, raw: str | None) -> HostReadings:
+    if not raw:
+        return readings
+    names = [field.name for field in attrs.fields(HostReadings)]
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or set(data) - set(names):
+            raise ValueError(f"expected an object with keys among {', '.join(names)}")
+        return HostReadings(
+            available_ram_bytes=int(data.get("available_ram_bytes",
+                                             readings.available_ram_bytes)),
+            cpu_count=int(data.get("cpu_count", readings.cpu_count)),
+            load_avg_5min=float(data.get("load_avg_5min", readings.load_avg_5min)),
+        )
+    except (ValueError, TypeError) as error:
+        raise OxiError(f"${READINGS_ENV} is not valid: {error}",
+                       hint='e.g. {"cpu_count": 8, "load_avg_5min": 0.5}') from error
 
 
 @attrs.frozen

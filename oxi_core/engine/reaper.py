@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 import attrs
 
@@ -89,15 +90,24 @@ def liveness(task: Task, *, now: datetime, timeout_s: float, host: str | None = 
 def orphaned_group_members(task: Task) -> list[int]:
     """Live processes of the worker's process group that started no earlier than the worker.
 
-    The leader may be gone (a parent-death signal took it) while its children live on. A pid
-    reused since then would have to lead a new group with the same id and have started later
-    than our worker and kept that group: the start-time check makes that a non-issue for pids
-    reused before the worker, and the session check below rules out strangers.
+    The leader may be gone (a parent-death signal took it) while its children live on. The
+    kernel does not reuse a pid while a process group of that id exists, so a group with the
+    worker's id is ours unless a live leader of it started at another time than the worker:
+    then the id was reused by a stranger's new session, and nothing is ours to kill.
     """
     if not task.worker_pgid or task.worker_started_at is None:
         return []
     import psutil
 
+    leader_started = (process_start_time(task.worker_pgid)
+                      if task.worker_pid == task.worker_pgid else None)
+    if leader_started is not None and (
+        abs(leader_started - task.worker_started_at) > START_TIME_TOLERANCE_S
+    ):
+        # The group's id now names another process's group: the worker's pid (its group id)
+        # was reused by a new session leader. While any member of the worker's own group
+        # lived, the kernel could not have reused that id, so nothing of ours is left.
+        return []
     members: list[int] = []
     for process in psutil.process_iter(["pid", "create_time"]):
         try:
@@ -117,7 +127,7 @@ def orphaned_group_members(task: Task) -> list[int]:
 
 Triage = Callable[[Task], str | None]
 
-WORKER_FIELDS_CLEARED = {
+WORKER_FIELDS_CLEARED: dict[str, Any] = {
     "worker_pid": None, "worker_pgid": None, "worker_started_at": None,
     "supervisor_pid": None, "supervisor_started_at": None, "worker_host": None,
 }

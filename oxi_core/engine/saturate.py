@@ -1,4 +1,4 @@
-"""`oxi saturate`: tick after tick with at most N workers in flight, until told to stop.
+"""`oxi saturate`: tick after tick with at most N agents running, until told to stop.
 
 SIGTERM or SIGINT stops dispatching and waits for in-flight workers (they are never killed),
 records them, removes the PID file and exits 0. Reaching the daily budget does the same. oxi.toml
@@ -22,6 +22,9 @@ from oxi_core.engine.pidfile import PidFile
 from oxi_core.engine.probe import recommend_concurrency
 from oxi_core.errors import OxiError
 from oxi_core.ledger import events as ev
+
+# How often saturate looks for a freed slot while agents run (one indexed COUNT, ~0.02 ms).
+SLOT_POLL_S = 0.025
 
 
 @attrs.define
@@ -140,10 +143,24 @@ class Saturate:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        """Until the next tick: the interval, or sooner when a worker frees its slot."""
+        """Until the next tick: the interval, or sooner when a slot frees.
+
+        A slot frees when an agent's result is recorded (``Engine.agents_in_flight``), well
+        before its worker ends (push, PR, review, merge, worktree removal): waking only when
+        workers end would leave the slot idle meanwhile.
+        """
         waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.stop.wait())}
+        if self.engine.workers:
+            waiters.add(asyncio.ensure_future(self._slot_freed()))
         workers = set(self.engine.workers.values())
         await asyncio.wait(waiters | workers, timeout=self.interval_s,
                            return_when=asyncio.FIRST_COMPLETED)
         for future in waiters:
             future.cancel()
+
+    async def _slot_freed(self) -> None:
+        before = self.engine.agents_in_flight()
+        while True:
+            await asyncio.sleep(SLOT_POLL_S)
+            if self.engine.agents_in_flight() < before:
+                return

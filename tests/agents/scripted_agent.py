@@ -7,12 +7,24 @@ Behaviour per task id (from $OXI_TASK_ID), chosen to exercise every path of the 
   T1-4  exits 0 without changing anything                   -> FAILED "no changes"
   other writes notes/<id>.txt                               -> merges
 Every prompt is appended to $PROMPT_LOG/<id>.log, so tests can read what the agent was told.
+
+Switches for the unattended tests (all optional; without them the behaviour above is unchanged):
+  AGENT_SLEEP=S         sleep S seconds before doing the work
+  AGENT_SLEEPS=ID=S,..  per-task sleeps, overriding AGENT_SLEEP for the tasks named
+  AGENT_TARGET=PATH     the file "other" tasks append their line to (default notes/<id>.txt)
+  AGENT_COST=USD        the cost_usd the result line reports (default 0.01)
+  AGENT_WRITE_FIRST=1   write the work (and say so on stdout) before sleeping, not after
+  AGENT_IGNORE_TERM=1   ignore SIGTERM (a worker that does not die with its supervisor)
+  AGENT_CHILD=1         start a child in the same process group that sleeps as long, and
+                        write its pid to $AGENT_PID_DIR/<id>.child (an orphan to be reaped)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +36,38 @@ if log_dir:
     with open(Path(log_dir) / f"{task_id}.log", "a") as handle:
         handle.write(prompt + "\n=====\n")
 sleep = float(os.environ.get("AGENT_SLEEP", "0"))
+for pair in filter(None, os.environ.get("AGENT_SLEEPS", "").split(",")):
+    named, _, seconds = pair.partition("=")
+    if named == task_id:
+        sleep = float(seconds)
+write_first = os.environ.get("AGENT_WRITE_FIRST") == "1"
+if os.environ.get("AGENT_IGNORE_TERM") == "1":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if os.environ.get("AGENT_CHILD") == "1" and sleep:
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({sleep})"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    pid_dir = os.environ.get("AGENT_PID_DIR")
+    if pid_dir:
+        (Path(pid_dir) / f"{task_id}.child").write_text(str(child.pid))
+
+
+def work() -> None:
+    if task_id == "T1-1":
+        Path("feature_1.py").write_text("ANSWER = 42\n")
+    elif task_id == "T1-3":
+        reviewed = "A reviewer rejected the previous attempt" in prompt
+        Path("feature_3.py").write_text(f"ANSWER = {42 if reviewed else 41}\n")
+    elif task_id not in ("T1-2", "T1-4"):
+        target = Path(os.environ.get("AGENT_TARGET", f"notes/{task_id}.txt"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a") as handle:
+            handle.write(f"{task_id} was here\n")
+
+
+if write_first:
+    work()
+    print(f"{task_id}: wrote the work, now thinking for {sleep}s", flush=True)
 if sleep:
     time.sleep(sleep)
 
@@ -33,15 +77,8 @@ if task_id == "T1-2":
 if task_id == "T1-4":
     print("all done (but nothing was changed)")
     sys.exit(0)
-if task_id == "T1-1":
-    Path("feature_1.py").write_text("ANSWER = 42\n")
-elif task_id == "T1-3":
-    reviewed = "A reviewer rejected the previous attempt" in prompt
-    Path("feature_3.py").write_text(f"ANSWER = {42 if reviewed else 41}\n")
-else:
-    target = Path(os.environ.get("AGENT_TARGET", f"notes/{task_id}.txt"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a") as handle:
-        handle.write(f"{task_id} was here\n")
-print(json.dumps({"type": "result", "cost_usd": 0.01, "input_tokens": 100,
+if not write_first:
+    work()
+cost = float(os.environ.get("AGENT_COST", "0.01"))
+print(json.dumps({"type": "result", "cost_usd": cost, "input_tokens": 100,
                   "output_tokens": 20, "turns": 1}))

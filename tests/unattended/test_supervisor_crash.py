@@ -1,0 +1,106 @@
+"""T0-105: a supervisor killed with SIGKILL mid-run leaves an orphan; the restart kills it
+before re-dispatching the task exactly once."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+
+from oxi_core.engine.reaper import Liveness
+from oxi_core.ledger import events as ev
+from oxi_core.tasks import TaskStatus
+from oxi_core.testing.repos import exec_agent_toml
+from tests.conftest import CHECK_ANSWERS, SCRIPTED_AGENT, roadmap
+from tests.unattended.support import (
+    alive,
+    assert_ledger_consistent,
+    events_of,
+    ledger_of,
+    origin_lines,
+    wait_for,
+)
+
+
+@pytest.mark.parametrize("ignores_term", [True, False], ids=["agent-ignores-sigterm",
+                                                              "agent-dies-with-supervisor"])
+def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
+    repo_factory, oxi, ignores_term: bool
+) -> None:
+    # The agent starts a child in its process group. When the agent ignores SIGTERM, the
+    # parent-death signal does not take it with the supervisor and both are the orphan to
+    # reap; otherwise the agent dies with its supervisor and its child is left behind.
+    long_run = {"AGENT_SLEEP": "60", "AGENT_CHILD": "1", "AGENT_PID_DIR": str(oxi.pid_dir),
+                "AGENT_WRITE_FIRST": "1", "AGENT_IGNORE_TERM": "1" if ignores_term else "0"}
+    repo = repo_factory(roadmap(("T1-5", "a long run", "writes notes/T1-5.txt")),
+                        agent_env=long_run)
+    first = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    (started,) = wait_for(lambda: events_of(repo, ev.WORKER_STARTED), timeout=30,
+                          what="the agent to start")
+    child_file = oxi.pid_dir / "T1-5.child"
+    wait_for(child_file.exists, what="the agent's child")
+    agent_pid, pgid = started.payload["pid"], started.payload["pgid"]
+    child_pid = int(child_file.read_text())
+    with ledger_of(repo) as ledger:
+        task = ledger.task("T1-5")
+    assert task is not None and task.worker_pid == agent_pid and task.worker_pgid == pgid
+    assert task.worker_started_at == psutil.Process(agent_pid).create_time()
+    assert task.supervisor_pid == first.pid
+
+    first.signal(signal.SIGKILL)
+    assert first.wait() == -signal.SIGKILL
+    time.sleep(0.5)
+    assert alive(agent_pid) is ignores_term  # the parent-death signal (SIGTERM)
+    assert alive(child_pid)  # a grandchild gets no parent-death signal
+    assert (repo.root / ".oxi" / "saturate.pid").exists()  # stale: its pid is dead
+
+    # The restart runs a short agent (the config is edited while nothing runs).
+    repo.config.write_text(exec_agent_toml(
+        SCRIPTED_AGENT, critic=CHECK_ANSWERS,
+        engine={"retry_base_s": 0.05, "retry_max_s": 0.2}, agent_env={"AGENT_SLEEP": "0.2"}))
+    restarted_at = time.monotonic()
+    second = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    wait_for(lambda: not alive(agent_pid) and not alive(child_pid), timeout=5,
+             what="the orphaned agent and its child to be killed")
+    gone_after = time.monotonic() - restarted_at
+    assert gone_after < 5
+
+    def merged() -> bool:
+        with ledger_of(repo) as ledger:
+            found = ledger.task("T1-5")
+        return found is not None and found.status is TaskStatus.MERGED
+
+    wait_for(merged, timeout=60, what="the re-dispatched task to merge")
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0, second.stderr
+    assert not (repo.root / ".oxi" / "saturate.pid").exists()
+
+    with ledger_of(repo) as ledger:
+        (killed,) = ledger.events(types=[ev.ORPHAN_KILLED])
+        assert killed.payload["pgid"] == pgid
+        assert set(killed.payload["killed"]) == (
+            {agent_pid, child_pid} if ignores_term else {child_pid})
+        (reaped,) = ledger.events(types=[ev.ZOMBIE_REAPED])
+        assert reaped.payload["reason"] == (Liveness.ORPHAN if ignores_term else Liveness.ZOMBIE)
+        assert reaped.payload["supervisor_pid"] == first.pid
+        claims = ledger.events(types=[ev.TASK_CLAIMED], task_id="T1-5")
+        assert len(claims) == 2  # the first run, and exactly one re-dispatch
+        assert claims[0].id < killed.id < reaped.id < claims[1].id
+        assert claims[1].payload["supervisor_pid"] == second.pid
+        assert ledger.query("SELECT count(*) FROM pull_requests") == [(1,)]
+        (started_event,) = ledger.events(types=[ev.SATURATE_STARTED], after_id=claims[0].id)
+        assert started_event.payload["took_over_stale_pid_file"]["pid"] == first.pid
+        # One result (the second run's); the killed run recorded none and cost nothing.
+        results = ledger.events(types=[ev.DISPATCH_RESULT], task_id="T1-5")
+        assert [r.payload["attempt"] for r in results] == [2]
+        task = ledger.task("T1-5")
+        assert task is not None and task.attempts == 2
+        assert task.worker_pid is None and task.supervisor_pid is None
+        assert_ledger_consistent(ledger)
+        # The re-dispatch reused the worktree, keeping what the orphan wrote before it died
+        # (work is never thrown away); the re-run added its own line to it.
+        reused = ledger.events(types=[ev.WORKTREE_REUSED], task_id="T1-5")
+        assert len(reused) == 1 and reused[0].id > claims[1].id
+    assert origin_lines(repo, "notes/T1-5.txt") == ["T1-5 was here", "T1-5 was here"]
