@@ -133,20 +133,20 @@ async def kill_group_async(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-class _LineTooLong(Exception):
-    pass
-
-
 async def _drain(
     stream: asyncio.StreamReader, on_line: LineCallback | None, tail: deque[str],
-    activity: list[float],
+    activity: list[float], too_long: asyncio.Event,
 ) -> None:
     while True:
         try:
             raw = await stream.readline()
-        except (ValueError, asyncio.LimitOverrunError) as error:
-            # asyncio clears its buffer before raising, so memory stays bounded.
-            raise _LineTooLong() from error
+        except (ValueError, asyncio.LimitOverrunError):
+            # asyncio clears its buffer before raising, so memory stays bounded. Keep reading
+            # (and discarding) to EOF, so the child never blocks on a full pipe.
+            too_long.set()
+            while await stream.read(1 << 16):
+                pass
+            return
         if not raw:
             return
         activity[0] = time.monotonic()
@@ -199,10 +199,14 @@ async def run_streaming(
     stdout_tail: deque[str] = deque(maxlen=50)
     stderr_tail: deque[str] = deque(maxlen=50)
     activity = [time.monotonic()]
+    line_too_long = asyncio.Event()
     readers = [
-        asyncio.ensure_future(_drain(proc.stdout, on_stdout, stdout_tail, activity)),
-        asyncio.ensure_future(_drain(proc.stderr, on_stderr, stderr_tail, activity)),
+        asyncio.ensure_future(_drain(proc.stdout, on_stdout, stdout_tail, activity,
+                                     line_too_long)),
+        asyncio.ensure_future(_drain(proc.stderr, on_stderr, stderr_tail, activity,
+                                     line_too_long)),
     ]
+    too_long_waiter = asyncio.ensure_future(line_too_long.wait())
     waiter = asyncio.ensure_future(proc.wait())
     cancel_waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
     timed_out = stalled = too_long = cancelled = False
@@ -220,13 +224,13 @@ async def run_streaming(
                     continue
                 stalled = True
                 break
-            pending = {waiter, *(r for r in readers if not r.done())}
+            pending = {waiter, too_long_waiter, *(r for r in readers if not r.done())}
             if cancel_waiter is not None:
                 pending.add(cancel_waiter)
             done, _ = await asyncio.wait(
                 pending, timeout=min(wall_left, idle_left), return_when=asyncio.FIRST_COMPLETED
             )
-            if any(r in done and isinstance(r.exception(), _LineTooLong) for r in readers):
+            if line_too_long.is_set():
                 too_long = True
                 break
             if cancel_waiter is not None and cancel_waiter in done:
@@ -241,14 +245,16 @@ async def run_streaming(
     finally:
         if group_alive(pgid):
             await kill_group_async(pgid)
-        exit_code = await waiter
+        await asyncio.wait({waiter}, timeout=KILL_GRACE_S * 3)
+        exit_code = waiter.result() if waiter.done() else proc.returncode
+        waiter.cancel()
         await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
-        if cancel_waiter is not None:
-            cancel_waiter.cancel()
-        for task in readers:
+        # A line that was still in the buffer when the child exited counts too.
+        too_long = too_long or line_too_long.is_set()
+        for task in (*readers, too_long_waiter, *([cancel_waiter] if cancel_waiter else [])):
             task.cancel()
         for task in readers:
-            with contextlib.suppress(asyncio.CancelledError, _LineTooLong, Exception):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
     return RunOutcome(
         exit_code=exit_code,
