@@ -85,3 +85,10 @@ class WorktreeError(OxiError):
 
 class AlreadyRunning(OxiError):
     """Another `oxi saturate` holds the PID file."""
+
+
+class AgentSetupError(OxiError):
+    """An agent cannot run as configured (wrong binary version, output format drift).
+
+    Retrying would fail the same way for every task, so the engine pauses itself instead.
+    """

@@ -20,6 +20,8 @@ NOTIFY_EVENT_TYPES = frozenset(
         "config_reload_failed",
         "phase_failed",
         "task_cancelled",
+        "engine_paused",
+        "budget_undercount",
     }
 )
 

@@ -18,6 +18,7 @@ from oxi_core.engine.hooks import run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
+from oxi_core.errors import AgentSetupError
 from oxi_core.ledger import events as ev
 from oxi_core.repolock import repo_lock
 from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
@@ -41,6 +42,15 @@ async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
     worker = Worker(engine, task_id, item, cancel)
     try:
         await worker.run()
+    except AgentSetupError as error:
+        # Every task would fail the same way: requeue this one and pause the engine.
+        message = f"{type(error).__name__}: {error}"
+        engine.log.error("agent_setup_error", task_id=task_id, error=message)
+        engine.ledger.transition(task_id, TaskStatus.PLANNED, event_type=ev.DISPATCH_ERROR,
+                                 payload={"error": message, "paused": True},
+                                 expect=[TaskStatus.DISPATCHED], last_error=message,
+                                 **WORKER_FIELDS_CLEARED)
+        engine.pause(f"the worker agent cannot run: {message}")
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
         engine.log.error("dispatch_error", task_id=task_id, error=message)
@@ -205,13 +215,22 @@ class Worker:
         if seen:
             return
         payload = {**result.result_event(), "attempt": attempt}
-        self.ledger.update_task(
-            task.id, event_type=ev.DISPATCH_RESULT, payload=payload, cost_usd=result.cost_usd,
-            session_id=result.session_id, turns=result.turns, tokens=result.usage.total,
-            last_progress_at=self.ledger.now_iso(),
-            **{k: v for k, v in WORKER_FIELDS_CLEARED.items()
-               if k in ("worker_pid", "worker_pgid", "worker_started_at")},
-        )
+        with self.ledger.transaction():
+            self.ledger.update_task(
+                task.id, event_type=ev.DISPATCH_RESULT, payload=payload,
+                cost_usd=result.cost_usd, session_id=result.session_id, turns=result.turns,
+                tokens=result.usage.total, last_progress_at=self.ledger.now_iso(),
+                worker_pid=None, worker_pgid=None, worker_started_at=None,
+            )
+            if result.budget_undercount:
+                # The figure above may be low: say so, so budgets are read with care.
+                self.engine.record(ev.BUDGET_UNDERCOUNT, task_id=task.id,
+                                   session_id=result.session_id, payload={
+                                       "reason": result.budget_undercount,
+                                       "cost_usd": result.cost_usd, "agent": result.agent,
+                                       "attempt": attempt})
+        if result.budget_undercount:
+            self.engine.notify_last(ev.BUDGET_UNDERCOUNT, task.id)
 
     def schedule_retry(self, task: Task, reason: str, retry_after_s: float | None) -> None:
         if task.attempts >= self.policy.max_attempts:

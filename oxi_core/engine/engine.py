@@ -310,6 +310,14 @@ class Engine:
             return self._capacity()
         return self.config.policy.max_concurrent
 
+    def pause(self, reason: str) -> None:
+        """The killswitch, thrown by the engine itself (`oxi resume` undoes it)."""
+        if not self.paused():
+            self.ledger.state_set(PAUSED_KEY, self.ledger.now_iso(), event_type=ev.ENGINE_PAUSED,
+                                  payload={"reason": reason, "by": "engine"})
+            self.notify_last(ev.ENGINE_PAUSED, None)
+        self.stop_dispatching = True
+
     def paused(self) -> bool:
         return self.ledger.state_get(PAUSED_KEY) is not None
 

@@ -42,7 +42,7 @@ from oxi_core.agentic.types import (
     DispatchResult,
     Usage,
 )
-from oxi_core.errors import ConfigError, OxiError
+from oxi_core.errors import AgentSetupError, ConfigError, OxiError
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 DEFAULT_MODEL = "gpt-5.5"
@@ -55,7 +55,7 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
-class CodexFormatDriftError(OxiError):
+class CodexFormatDriftError(AgentSetupError):
     """The codex binary is not the version oxi's parser was checked against."""
 
 
