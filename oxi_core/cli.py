@@ -123,7 +123,7 @@ def config_check(state: CliState, as_json: bool) -> None:
 
     config = state.config()
     # Checks too slow for every load (a binary's version, its output format) run here.
-    for kind, instances in config.instances.items():
+    for instances in config.instances.values():
         for instance in instances.values():
             validate = getattr(instance, "validate", None)
             if callable(validate):

@@ -195,7 +195,8 @@ async def run_streaming(
     pgid = proc.pid  # start_new_session makes the child its group's leader
     if on_spawn is not None:
         on_spawn(proc.pid, pgid)
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     stdout_tail: deque[str] = deque(maxlen=50)
     stderr_tail: deque[str] = deque(maxlen=50)
     activity = [time.monotonic()]

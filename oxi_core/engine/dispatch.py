@@ -20,8 +20,8 @@ from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
 from oxi_core.errors import AgentSetupError
 from oxi_core.ledger import events as ev
-from oxi_core.repolock import repo_lock
 from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
+from oxi_core.repolock import repo_lock
 from oxi_core.roadmap import RoadmapItem
 from oxi_core.tasks import Task, TaskStatus
 
@@ -188,8 +188,7 @@ class Worker:
         self._last_beat = now
         self.ledger.update_task(
             self.task_id, event_type=None, last_progress_at=self.ledger.now_iso(),
-            last_event=str(event.kind), turns=self._turns,
-            **({"session_id": event.session_id} if event.session_id else {}),
+            last_event=str(event.kind), turns=self._turns, session_id=event.session_id,
         )
 
     async def _watch_for_cancel(self) -> None:

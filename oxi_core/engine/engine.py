@@ -7,6 +7,7 @@ report through it; a failing phase is an event and a retry next tick, never the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +23,6 @@ from oxi_core.errors import OxiError, RoadmapError
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger
-from oxi_core.repolock import repo_lock
 from oxi_core.models import (
     Event,
     GateAction,
@@ -33,6 +33,7 @@ from oxi_core.models import (
     parse_ts,
     utcnow,
 )
+from oxi_core.repolock import repo_lock
 from oxi_core.roadmap import Roadmap, load_roadmap
 from oxi_core.tasks import Task, TaskStatus
 
@@ -415,14 +416,14 @@ class Engine:
             self.cancels[task.id] = cancel
             worker = asyncio.create_task(run_worker(self, task.id, item, cancel))
             self.workers[task.id] = worker
-            worker.add_done_callback(lambda _t, tid=task.id: self._forget(tid))
+            worker.add_done_callback(functools.partial(self._forget_worker, task.id))
 
     def agents_in_flight(self) -> int:
         """Dispatched tasks whose agent has not finished: what a concurrency slot holds."""
         rows = self.ledger.query(AGENTS_IN_FLIGHT_SQL, (ev.DISPATCH_RESULT,))
         return int(rows[0][0])
 
-    def _forget(self, task_id: str) -> None:
+    def _forget_worker(self, task_id: str, _done: asyncio.Task[None]) -> None:
         self.workers.pop(task_id, None)
         self.cancels.pop(task_id, None)
 
@@ -490,7 +491,7 @@ class Engine:
                 base = by_id.get(change.task_id)
                 fields = {**change.fields}
                 planned.append(Task(id=change.task_id, status=TaskStatus.PLANNED,
-                                    attempts=base.attempts if base else 0, **fields))  # type: ignore[arg-type]
+                                    attempts=base.attempts if base else 0, **fields))
         planned.sort(key=lambda t: (t.tier, t.position, t.id))
         in_flight = [t for t in tasks if t.status is TaskStatus.DISPATCHED]
         slots = max(0, self.capacity() - self.agents_in_flight())
@@ -500,7 +501,7 @@ class Engine:
             item = roadmap.get(task.id)
             if item is None:
                 continue
-            gate, decision = self.gate_decision(task, state)
+            _gate, decision = self.gate_decision(task, state)
             entry = {"task": task.id, "title": task.title, "tier": task.tier,
                      "decision": str(decision.action), "reason": decision.reason}
             if decision.action is GateAction.ALLOW:

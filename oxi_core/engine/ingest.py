@@ -8,6 +8,7 @@ read at all closes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -24,11 +25,11 @@ CLOSED_BY_REMOVAL = OPEN_STATUSES
 class IngestChange:
     kind: str  # new | updated | reopened | abandoned | done
     task_id: str
-    fields: dict[str, object] = attrs.field(factory=dict)
+    fields: dict[str, Any] = attrs.field(factory=dict)
     previous_status: TaskStatus | None = None
 
 
-def _fields_from_item(item: RoadmapItem, position: int, existing: Task | None) -> dict[str, object]:
+def _fields_from_item(item: RoadmapItem, position: int, existing: Task | None) -> dict[str, Any]:
     files = tuple(sorted(set(item.files) | set(existing.files_touched if existing else ())))
     return {
         "tier": item.tier,
@@ -94,7 +95,7 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap) -> list[IngestChange]:
 
 def _apply(ledger: Ledger, change: IngestChange) -> None:
     if change.kind == "new":
-        task = Task(id=change.task_id, status=TaskStatus.PLANNED, **change.fields)  # type: ignore[arg-type]
+        task = Task(id=change.task_id, status=TaskStatus.PLANNED, **change.fields)
         ledger.insert_task(task, event_type=ev.TASK_INGESTED,
                            payload={"title": task.title, "tier": task.tier})
     elif change.kind == "updated":

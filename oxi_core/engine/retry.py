@@ -9,7 +9,8 @@ from oxi_core.policy import Policy
 
 def backoff_delay_s(attempt: int, policy: Policy, retry_after_s: float | None = None) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-    exponential = min(policy.retry_base_s * 2 ** max(0, attempt - 1), policy.retry_max_s)
+    exponential: float = min(policy.retry_base_s * 2.0 ** max(0, attempt - 1),
+                             policy.retry_max_s)
     return max(exponential, retry_after_s or 0.0)
 
 

@@ -398,9 +398,13 @@ class Ledger:
         session_id: str | None = None,
         **fields: Any,
     ) -> None:
-        """Change projection fields (not the status) and record why, in one transaction."""
+        """Change projection fields (not the status) and record why, in one transaction.
+
+        A ``session_id`` is the event's and also becomes the task's current session."""
         if "status" in fields:
             raise ValueError("use transition() to change a task's status")
+        if session_id is not None:
+            fields.setdefault("session_id", session_id)
         with self.transaction() as conn:
             self._update(conn, task_id, fields, cost_usd)
             if event_type is not None:

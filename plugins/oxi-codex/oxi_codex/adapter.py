@@ -42,7 +42,7 @@ from oxi_core.agentic.types import (
     DispatchResult,
     Usage,
 )
-from oxi_core.errors import AgentSetupError, ConfigError, OxiError
+from oxi_core.errors import AgentSetupError, ConfigError
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 DEFAULT_MODEL = "gpt-5.5"
