@@ -132,8 +132,8 @@ class Worker:
         return repo_lock(self.paths.state_dir).hold()
 
     def _prepare_worktree(self, task_id: str, branch: str, fresh: bool) -> worktrees.Worktree:
+        self.engine.fetch_origin()
         with self._locked():
-            git.git(["fetch", "--quiet", self.remote], self.paths.repo_root)
             return worktrees.ensure_worktree(self.paths, task_id, branch, base_ref=self.base_ref,
                                              remote=self.remote, fresh=fresh)
 
@@ -267,9 +267,9 @@ class Worker:
     async def _deliver(self, path: Any, branch: str) -> None:
         task = self.task()
         await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}")
-        ahead = await asyncio.to_thread(git.commits_ahead, self.base_ref, "HEAD", path)
+        # No diff against the base means no work, whatever the commits say.
         changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
-        if ahead == 0 or not changed:
+        if not changed:
             self.fail("no changes: the agent reported success but left no commit and no diff")
             await self._cleanup(path, branch)
             return

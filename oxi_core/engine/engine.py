@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+import time
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import attrs
 
+from oxi_core import git
 from oxi_core.config import OxiConfig
 from oxi_core.engine.ingest import IngestChange, apply_ingest, diff_roadmap
 from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
@@ -34,11 +37,12 @@ from oxi_core.models import (
     utcnow,
 )
 from oxi_core.repolock import repo_lock
-from oxi_core.roadmap import Roadmap, load_roadmap
+from oxi_core.roadmap import Roadmap, load_roadmap, parse_roadmap, read_roadmap_text
 from oxi_core.tasks import Task, TaskStatus
 
 Clock = Callable[[], datetime]
 PAUSED_KEY = "paused"
+FETCH_MAX_AGE_S = 2.0
 BUDGET_DAY_KEY = "daily_budget_reached_on"
 WARNINGS_KEY = "roadmap_warnings_digest"
 ESTIMATE_HISTORY = 10
@@ -104,6 +108,10 @@ class Engine:
         self._open_prs: list[PullRequest] = []
         self.roadmap: Roadmap | None = None
         self._swept = False
+        self._roadmap_cache: tuple[str, Roadmap] | None = None
+        self._quiet_ingest: tuple[str, int] | None = None
+        self._fetch_lock = threading.Lock()
+        self._fetched_at = -1e9
 
     # -- the phases -----------------------------------------------------------------------
 
@@ -172,18 +180,34 @@ class Engine:
 
     def _ingest(self, report: TickReport) -> Roadmap | None:
         try:
-            roadmap = load_roadmap(self.config.paths.roadmap)
+            text = read_roadmap_text(self.config.paths.roadmap)
         except RoadmapError as error:
             self._note_warnings(report, [f"roadmap unreadable: {error}"], ev.ROADMAP_UNREADABLE)
             return None
+        # An unchanged roadmap is not parsed again, and when the tasks have not changed
+        # either since an ingest that changed nothing, the diff would be empty: skip it.
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if self._roadmap_cache is None or self._roadmap_cache[0] != digest:
+            self._roadmap_cache = (digest, parse_roadmap(text))
+        roadmap = self._roadmap_cache[1]
         warnings = [f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
                     for w in roadmap.warnings]
         self._note_warnings(report, warnings, ev.ROADMAP_WARNING)
+        fingerprint = (digest, self._tasks_fingerprint())
+        if fingerprint == self._quiet_ingest:
+            return roadmap
         report.ingested = apply_ingest(self.ledger, roadmap)
+        self._quiet_ingest = None if report.ingested else fingerprint
         for change in report.ingested:
             if change.kind == "abandoned":
                 self._on_abandoned(change.task_id)
         return roadmap
+
+    def _tasks_fingerprint(self) -> int:
+        """Everything about the tasks that ingest's diff reads, hashed (raw rows: cheap)."""
+        return hash(tuple(self.ledger.query(
+            "SELECT id, status, in_roadmap, tier, title, subtitle, section, position, "
+            "files_touched FROM tasks ORDER BY id")))
 
     def _note_warnings(self, report: TickReport, warnings: list[str], event_type: str) -> None:
         """Log warnings every tick, but record them only when they change (idle ticks write
@@ -311,6 +335,17 @@ class Engine:
             return self._capacity()
         return self.config.policy.max_concurrent
 
+    def fetch_origin(self, max_age_s: float = FETCH_MAX_AGE_S) -> None:
+        """Fetch the remote, unless this process did within ``max_age_s``: a burst of workers
+        starting together shares one fetch."""
+        with self._fetch_lock:
+            if time.monotonic() - self._fetched_at < max_age_s:
+                return
+            with repo_lock(self.config.paths.state_dir).hold():
+                git.git(["fetch", "--quiet", self.config.policy.remote],
+                        self.config.paths.repo_root)
+            self._fetched_at = time.monotonic()
+
     def pause(self, reason: str) -> None:
         """The killswitch, thrown by the engine itself (`oxi resume` undoes it)."""
         if not self.paused():
@@ -327,9 +362,10 @@ class Engine:
             return task.retry_due_at is None or parse_ts(task.retry_due_at) <= self.clock()
         return task.status is TaskStatus.PLANNED
 
-    def candidates(self) -> list[Task]:
-        return [t for t in self.ledger.tasks([TaskStatus.PLANNED, TaskStatus.RETRYING])
-                if self.due(t)]
+    def candidates(self) -> Iterator[Task]:
+        """Dispatchable tasks in priority order, read lazily."""
+        return (t for t in self.ledger.iter_tasks([TaskStatus.PLANNED, TaskStatus.RETRYING])
+                if self.due(t))
 
     def estimate(self, task: Task) -> float:
         """Cost estimate: the mean of recent results in the same tier, else the model's default."""
@@ -377,6 +413,8 @@ class Engine:
             raise OxiError("no worker agent is configured",
                            hint="add [agents.NAME] to oxi.toml and set [roles] worker = NAME")
         slots = self.capacity() - self.agents_in_flight()
+        if slots <= 0:
+            return
         for task in self.candidates():
             if slots <= 0 or self.stop_dispatching:
                 break

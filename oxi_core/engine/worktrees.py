@@ -95,9 +95,11 @@ def ensure_worktree(
     target = worktree_path(paths, task_id)
     paths.worktrees_dir.mkdir(parents=True, exist_ok=True)
     _refuse_symlinks(paths, target)
-    git.git(["worktree", "prune"], repo)
     registered = _registered_worktrees(repo)
     resolved = target.resolve()
+    if any(not path.exists() for path in registered):
+        git.git(["worktree", "prune"], repo)  # a worktree folder deleted by hand
+        registered = _registered_worktrees(repo)
     if resolved in registered:
         if registered[resolved] == branch and not fresh and (target / ".git").exists():
             return Worktree(target, branch, reused=True)
@@ -109,11 +111,13 @@ def ensure_worktree(
         if other_branch == branch and other != resolved:
             raise WorktreeError(f"branch {branch} is checked out at {other}",
                                 hint="remove that worktree, or let oxi's sweep handle it")
-    if fresh and git.branch_exists(branch, repo):
+    local, on_remote = _branch_refs(repo, branch, remote)
+    if fresh and local:
         git.git(["branch", "-D", branch], repo)
-    if git.branch_exists(branch, repo):
+        local = False
+    if local:
         git.git(["worktree", "add", str(target), branch], repo)
-    elif not fresh and git.remote_branch_sha(remote, branch, repo):
+    elif not fresh and on_remote:
         git.git(["worktree", "add", "--no-track", "-b", branch, str(target),
                  f"{remote}/{branch}"], repo)
     else:
@@ -121,21 +125,25 @@ def ensure_worktree(
     return Worktree(target, branch)
 
 
+def _branch_refs(repo: Path, branch: str, remote: str) -> tuple[bool, bool]:
+    """Whether ``branch`` exists locally and on the remote-tracking side (one git call)."""
+    found = set(git.out(["for-each-ref", "--format=%(refname)", f"refs/heads/{branch}",
+                         f"refs/remotes/{remote}/{branch}"], repo).split())
+    return f"refs/heads/{branch}" in found, f"refs/remotes/{remote}/{branch}" in found
+
+
 def unpushed_work(path: Path, *, branch: str, remote: str, base_ref: str) -> str | None:
     """Why removing this worktree would lose work, or None when everything is on the remote."""
     if git.is_dirty(path):
         return "uncommitted changes"
-    head = git.rev_parse("HEAD", path)
-    if head is None:
+    # Commits reachable from HEAD but from no ref of the remote exist only here.
+    result = git.git(["rev-list", "-n", "1", "HEAD", "--not", f"--remotes={remote}"], path,
+                     check=False)
+    if result.returncode != 0 or not result.stdout.strip():
         return None
-    remote_sha = git.remote_branch_sha(remote, branch, path)
-    if remote_sha is not None:
-        if git.commits_ahead(remote_sha, head, path):
-            return f"commits not pushed to {remote}/{branch}"
-        return None
-    if git.commits_ahead(base_ref, head, path):
-        return f"commits that exist only in this worktree (no {remote}/{branch})"
-    return None
+    if git.remote_branch_sha(remote, branch, path) is not None:
+        return f"commits not pushed to {remote}/{branch}"
+    return f"commits that exist only in this worktree (no {remote}/{branch})"
 
 
 def remove_worktree(

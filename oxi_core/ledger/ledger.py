@@ -360,20 +360,45 @@ class Ledger:
             description = cursor.description
         return None if row is None else _task_reader(description)(row)
 
-    def tasks(self, statuses: Iterable[str] | None = None) -> list[Task]:
-        """Tasks in priority order: tier, then roadmap position."""
-        sql = "SELECT * FROM tasks"
-        params: list[str] = []
+    def tasks(self, statuses: Iterable[str] | None = None, *, limit: int | None = None,
+              after: tuple[int, int, str] | None = None) -> list[Task]:
+        """Tasks in priority order: tier, then roadmap position; ``after`` a (tier, position,
+        id) key when paging."""
+        clauses: list[str] = []
+        params: list[Any] = []
         if statuses is not None:
             wanted = [str(s) for s in statuses]
-            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
-            params = wanted
+            clauses.append(f"status IN ({','.join('?' * len(wanted))})")
+            params += wanted
+        if after is not None:
+            clauses.append("(tier, position, id) > (?, ?, ?)")
+            params += list(after)
+        sql = "SELECT * FROM tasks"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY tier, position, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
         with self._lock:
             cursor = self.conn.execute(sql, params)
             rows = cursor.fetchall()
             read = _task_reader(cursor.description)
         return [read(row) for row in rows]
+
+    def iter_tasks(self, statuses: Iterable[str], *, page: int = 32) -> Iterator[Task]:
+        """Tasks in priority order, read a page at a time: a caller that stops early (the
+        dispatcher, once its slots are full) never reads the rest."""
+        wanted = [str(s) for s in statuses]
+        after: tuple[int, int, str] | None = None
+        while True:
+            # Keyset paging: claims made while iterating cannot shift what comes next.
+            batch = self.tasks(wanted, limit=page, after=after)
+            yield from batch
+            if len(batch) < page:
+                return
+            last = batch[-1]
+            after = (last.tier, last.position, last.id)
 
     def insert_task(self, task: Task, *, event_type: str, payload: Mapping[str, Any]) -> None:
         values = self._column_values(attrs.asdict(task, recurse=False))
