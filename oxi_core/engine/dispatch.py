@@ -39,6 +39,10 @@ class Cancelled(Exception):
 async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
                      cancel: asyncio.Event) -> None:
     """Run one claimed task; an unexpected error requeues it as transient, never strands it."""
+    from structlog.contextvars import bind_contextvars
+
+    # This asyncio task's context: every log line of this worker names its task.
+    bind_contextvars(task_id=task_id)
     worker = Worker(engine, task_id, item, cancel)
     try:
         await worker.run()
@@ -228,6 +232,13 @@ class Worker:
                                        "reason": result.budget_undercount,
                                        "cost_usd": result.cost_usd, "agent": result.agent,
                                        "attempt": attempt})
+        if result.session_id:
+            from structlog.contextvars import bind_contextvars
+
+            bind_contextvars(session_id=result.session_id)
+        self.engine.log.info("dispatch_result", attempt=attempt,
+                             classification=str(result.classification),
+                             reason=result.reason, cost_usd=result.cost_usd)
         if result.budget_undercount:
             self.engine.notify_last(ev.BUDGET_UNDERCOUNT, task.id)
 

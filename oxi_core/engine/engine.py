@@ -7,10 +7,11 @@ report through it; a failing phase is an event and a retry next tick, never the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
+import hashlib
 import threading
 import time
-import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -108,6 +109,9 @@ class Engine:
         self._open_prs: list[PullRequest] = []
         self.roadmap: Roadmap | None = None
         self._swept = False
+        self._phase_errors: dict[str, str] = {}
+        self._notifications: list[concurrent.futures.Future[None]] = []
+        self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._roadmap_cache: tuple[str, Roadmap] | None = None
         self._quiet_ingest: tuple[str, int] | None = None
         self._fetch_lock = threading.Lock()
@@ -160,6 +164,7 @@ class Engine:
         report = await self.tick()
         await self.wait_for_workers()
         self.observe_now(report)
+        await asyncio.to_thread(self.flush_notifications)
         return report
 
     def observe_now(self, report: TickReport | None = None) -> TickReport:
@@ -169,14 +174,22 @@ class Engine:
         return report
 
     def _phase(self, report: TickReport, name: str, body: Callable[[], Any]) -> Any:
+        """Run one phase; a failure is an event (once per distinct error, not every tick)
+        and a retry next tick, never the engine's death."""
         try:
-            return body()
+            result = body()
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             report.failed_phases.append((name, message))
             self.log.error("phase_failed", phase=name, error=message)
-            self.record(ev.PHASE_FAILED, payload={"phase": name, "error": message})
+            if self._phase_errors.get(name) != message:
+                self._phase_errors[name] = message
+                self.record(ev.PHASE_FAILED, payload={"phase": name, "error": message},
+                            notify=True)
             return None
+        if self._phase_errors.pop(name, None) is not None:
+            self.log.info("phase_recovered", phase=name)
+        return result
 
     def _ingest(self, report: TickReport) -> Roadmap | None:
         try:
@@ -503,10 +516,23 @@ class Engine:
             self.notify(found[0])
 
     def notify(self, event: Event) -> None:
+        """Hand the event to every notifier on a background thread: a slow webhook must not
+        stall the workers. `flush_notifications` waits for them (in order)."""
         from oxi_core.builtins.notifiers import NOTIFY_EVENT_TYPES
 
         if event.type not in NOTIFY_EVENT_TYPES:
             return
+        if self._notify_pool is None:
+            self._notify_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="oxi-notify")
+        self._notifications = [f for f in self._notifications if not f.done()]
+        self._notifications.append(self._notify_pool.submit(self._deliver, event))
+
+    def flush_notifications(self, timeout_s: float = 30.0) -> None:
+        concurrent.futures.wait(self._notifications, timeout=timeout_s)
+        self._notifications = [f for f in self._notifications if not f.done()]
+
+    def _deliver(self, event: Event) -> None:
         for name, notifier in self.config.instances["notifiers"].items():
             try:
                 notifier.notify(event)

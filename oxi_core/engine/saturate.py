@@ -117,6 +117,7 @@ class Saturate:
                     "reason": self.stopped_by, "waiting_for": waiting})
             await self.engine.wait_for_workers()
             self.engine.observe_now()
+            await asyncio.to_thread(self.engine.flush_notifications)
             result.waited_for = waiting
             result.stopped_by = self.stopped_by
             self.engine.record(ev.SATURATE_STOPPED, payload={

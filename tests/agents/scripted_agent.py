@@ -81,4 +81,5 @@ if not write_first:
     work()
 cost = float(os.environ.get("AGENT_COST", "0.01"))
 print(json.dumps({"type": "result", "cost_usd": cost, "input_tokens": 100,
-                  "output_tokens": 20, "turns": 1}))
+                  "output_tokens": 20, "turns": 1,
+                  "session_id": os.environ.get("AGENT_SESSION")}))
