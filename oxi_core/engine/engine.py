@@ -109,6 +109,7 @@ class Engine:
         self._open_prs: list[PullRequest] = []
         self.roadmap: Roadmap | None = None
         self._swept = False
+        self.merged_log: list[str] = []  # task ids this engine saw merge, in order
         self._phase_errors: dict[str, str] = {}
         self._notifications: list[concurrent.futures.Future[None]] = []
         self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -161,9 +162,12 @@ class Engine:
 
     async def run_once(self) -> TickReport:
         """`oxi tick`: one tick, then wait for the workers it started."""
+        merged_before = len(self.merged_log)
         report = await self.tick()
         await self.wait_for_workers()
         self.observe_now(report)
+        # Merges settled by the workers themselves (auto-merge right after approval) too.
+        report.merged = list(dict.fromkeys([*report.merged, *self.merged_log[merged_before:]]))
         await asyncio.to_thread(self.flush_notifications)
         return report
 
@@ -292,8 +296,10 @@ class Engine:
                 payload={"pr": pr.number, "merged_sha": pr.merged_sha},
                 expect=[TaskStatus.IN_REVIEW],
             )
-            if moved is not None and report is not None:
-                report.merged.append(task.id)
+            if moved is not None:
+                self.merged_log.append(task.id)
+                if report is not None:
+                    report.merged.append(task.id)
         elif pr.state is PullRequestState.CLOSED:
             self.ledger.transition(
                 task.id, TaskStatus.ABANDONED, event_type=ev.PR_CLOSED,

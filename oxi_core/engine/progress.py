@@ -10,24 +10,32 @@ import click
 from oxi_core.status import status_report
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from oxi_core.engine.engine import Engine, TickReport
+
+
+def in_flight_table(engine: Engine) -> Table:
+    """The live view: one row per task whose agent is working, from the ledger."""
+    from rich.table import Table
+
+    report = status_report(engine.ledger, recent=0)
+    table = Table(title="oxi: in flight", expand=False)
+    for column in ("task", "agent", "pid", "last event", "age s", "turns", "cost $"):
+        table.add_column(column)
+    for row in report["in_flight"]:
+        table.add_row(row["task"], str(row["agent"]), str(row["pid"]),
+                      str(row["last_event"]), str(row["last_event_age_s"]),
+                      str(row["turns"]), f"{row['cost_usd']:.4f}")
+    return table
 
 
 async def run_with_progress(engine: Engine) -> TickReport:
     from rich.console import Console
     from rich.live import Live
-    from rich.table import Table
 
     def render() -> Table:
-        report = status_report(engine.ledger, recent=0)
-        table = Table(title="oxi: in flight", expand=False)
-        for column in ("task", "agent", "pid", "last event", "age s", "turns", "cost $"):
-            table.add_column(column)
-        for row in report["in_flight"]:
-            table.add_row(row["task"], str(row["agent"]), str(row["pid"]),
-                          str(row["last_event"]), str(row["last_event_age_s"]),
-                          str(row["turns"]), f"{row['cost_usd']:.4f}")
-        return table
+        return in_flight_table(engine)
 
     console = Console(stderr=True)
     with Live(render(), console=console, refresh_per_second=4, transient=True) as live:
