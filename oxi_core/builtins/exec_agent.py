@@ -8,7 +8,6 @@ line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 import attrs
 
 from oxi_core import __version__
+from oxi_core.agentic.callbacks import guarded_callbacks
+from oxi_core.agentic.jsonlines import parse_line
 from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
@@ -26,6 +27,7 @@ from oxi_core.agentic.types import (
     DispatchResult,
     Usage,
 )
+from oxi_core.log import get_logger
 from oxi_core.models import Classification
 
 EX_TEMPFAIL = 75
@@ -61,6 +63,7 @@ class ExecAgent:
         result: dict[str, Any] = {}
         turns = 0
         last_text: list[str] = []
+        emit, spawned = guarded_callbacks(request, get_logger("oxi.agent.exec"))
 
         def on_line(line: str) -> None:
             nonlocal turns
@@ -70,8 +73,7 @@ class ExecAgent:
             elif event.kind is CanonicalKind.ASSISTANT:
                 turns += 1
                 last_text.append(str(event.data.get("text", "")))
-            if request.on_event is not None:
-                request.on_event(event)
+            emit(event)
 
         with tempfile.TemporaryDirectory(prefix="oxi-prompt-") as folder:
             prompt_file = Path(folder) / "prompt.md"
@@ -86,7 +88,7 @@ class ExecAgent:
                 timeout_s=min(self.timeout_s, request.timeout_s),
                 stall_timeout_s=min(self.stall_timeout_s, request.stall_timeout_s),
             )
-            outcome = await run_streaming(spec, on_stdout=on_line, on_spawn=request.on_spawn,
+            outcome = await run_streaming(spec, on_stdout=on_line, on_spawn=spawned,
                                           cancel=request.cancel)
         usage = self.usage_normalizer(result)
         cost = float(result.get("cost_usd", 0.0))
@@ -124,15 +126,10 @@ class ExecAgent:
 
     @staticmethod
     def _event(line: str) -> CanonicalEvent:
-        if line.startswith("{"):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                data = None
-            if isinstance(data, dict):
-                kind = data.get("type", "assistant")
-                try:
-                    return CanonicalEvent(CanonicalKind(kind), data)
-                except ValueError:
-                    return CanonicalEvent(CanonicalKind.SYSTEM, data)
-        return CanonicalEvent(CanonicalKind.ASSISTANT, {"text": line})
+        data = parse_line(line)
+        if data is None:
+            return CanonicalEvent(CanonicalKind.ASSISTANT, {"text": line})
+        try:
+            return CanonicalEvent(CanonicalKind(data.get("type", "assistant")), data)
+        except ValueError:
+            return CanonicalEvent(CanonicalKind.SYSTEM, data)

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from oxi_claude.events import PROGRESS, ClaudeStream, build_result, normalize_usage, translate_tool
+from oxi_core.agentic.callbacks import guarded_callbacks
 from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
@@ -174,21 +175,7 @@ class ClaudeCodeAdapter:
         stream = ClaudeStream(translate=self.tool_translator)
         last_progress = 0.0
 
-        def emit(event: CanonicalEvent) -> None:
-            if request.on_event is None:
-                return
-            try:
-                request.on_event(event)
-            except Exception as error:  # the engine's bookkeeping must not kill the agent
-                log.warning("on_event_failed", task_id=request.task_id, error=repr(error))
-
-        def spawned(pid: int, pgid: int) -> None:
-            if request.on_spawn is None:
-                return
-            try:
-                request.on_spawn(pid, pgid)
-            except Exception as error:  # raising here would leave the agent running unseen
-                log.error("on_spawn_failed", task_id=request.task_id, error=repr(error))
+        emit, spawned = guarded_callbacks(request, log)
 
         def on_line(line: str) -> None:
             nonlocal last_progress

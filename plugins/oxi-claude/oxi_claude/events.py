@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 import attrs
 
+from oxi_core.agentic.jsonlines import parse_line
 from oxi_core.agentic.rates import RateCard, load_rate_card
 from oxi_core.agentic.runner import RunOutcome
 from oxi_core.agentic.types import (
@@ -99,22 +100,6 @@ def is_first_party(model: str | None) -> bool:
     return name is not None and name.lower().startswith("claude-")
 
 
-# The C scanner behind json.loads, called directly: json.loads adds a Python-level decode()
-# and two whitespace regex matches per line.
-_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
-
-
-def parse_line(line: str) -> dict[str, Any] | None:
-    """One stdout line as a JSON object, or None when it is not one (as json.loads decides)."""
-    if not line.startswith("{"):
-        return None
-    try:
-        value, end = _scan_once(line, 0)
-    except (StopIteration, ValueError, RecursionError):
-        return None
-    if end != len(line) and line[end:].strip(" \t\n\r"):
-        return None  # trailing data: json.loads would refuse it too
-    return value if isinstance(value, dict) else None
 
 
 def _is_map(value: Any) -> TypeGuard[Mapping[str, Any]]:

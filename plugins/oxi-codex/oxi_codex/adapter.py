@@ -34,6 +34,7 @@ from oxi_codex.events import (
     run_usage,
 )
 from oxi_codex.session_file import read_session
+from oxi_core.agentic.callbacks import guarded_callbacks
 from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
@@ -304,21 +305,7 @@ class CodexCliAdapter:
                 if before is not None and before.total is not None:
                     baseline = normalize_usage(before.total)
 
-        def emit(event: CanonicalEvent) -> None:
-            if request.on_event is None:
-                return
-            try:
-                request.on_event(event)
-            except Exception as error:  # the engine's bookkeeping must not kill the agent
-                log.warning("on_event_failed", task_id=request.task_id, error=repr(error))
-
-        def spawned(pid: int, pgid: int) -> None:
-            if request.on_spawn is None:
-                return
-            try:
-                request.on_spawn(pid, pgid)
-            except Exception as error:  # raising here would leave the agent running unseen
-                log.error("on_spawn_failed", task_id=request.task_id, error=repr(error))
+        emit, spawned = guarded_callbacks(request, log)
 
         emit(
             CanonicalEvent(

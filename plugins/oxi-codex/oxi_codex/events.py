@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 
 from oxi_codex.session_file import SessionSummary, ToolCallRecord
+from oxi_core.agentic.jsonlines import parse_line
 from oxi_core.agentic.rates import RateCard, load_rate_card
 from oxi_core.agentic.runner import RunOutcome
 from oxi_core.agentic.types import (
@@ -70,22 +71,6 @@ def normalize_usage(raw: Mapping[str, Any]) -> Usage:
     )
 
 
-# The C scanner behind json.loads, called directly: json.loads adds a Python-level decode()
-# and two whitespace regex matches per line, a third of the cost on short event lines.
-_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
-
-
-def parse_line(line: str) -> dict[str, Any] | None:
-    """One stdout line as a JSON object, or None when it is not one (as json.loads decides)."""
-    if not line.startswith("{"):
-        return None
-    try:
-        value, end = _scan_once(line, 0)
-    except (StopIteration, ValueError, RecursionError):
-        return None
-    if end != len(line) and line[end:].strip(" \t\n\r"):
-        return None  # trailing data: json.loads would refuse it too
-    return value if isinstance(value, dict) else None
 
 
 def tool_name(item: Mapping[str, Any]) -> str:
