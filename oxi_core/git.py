@@ -52,17 +52,11 @@ def out(args: Sequence[str], cwd: Path, **kwargs: object) -> str:
     return git(args, cwd, **kwargs).stdout.strip()  # type: ignore[arg-type]
 
 
-def ok(args: Sequence[str], cwd: Path) -> bool:
-    return git(args, cwd, check=False).returncode == 0
-
 
 def rev_parse(ref: str, cwd: Path) -> str | None:
     result = git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd, check=False)
     return result.stdout.strip() or None
 
-
-def branch_exists(branch: str, cwd: Path) -> bool:
-    return rev_parse(f"refs/heads/{branch}", cwd) is not None
 
 
 def remote_branch_sha(remote: str, branch: str, cwd: Path) -> str | None:
@@ -103,7 +97,3 @@ def identity_env(cwd: Path) -> dict[str, str]:
 
 
 _identity_cache: dict[Path, dict[str, str]] = {}
-
-
-def commits_ahead(base: str, head: str, cwd: Path) -> int:
-    return int(out(["rev-list", "--count", f"{base}..{head}"], cwd) or 0)

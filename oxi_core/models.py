@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,12 +149,6 @@ def isoformat(moment: datetime) -> str:
 
 def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
-
-
-def dumps(value: Any) -> str:
-    """JSON for the ledger: compact, stable key order, and no NaN (SQLite's JSON rejects it)."""
-    return json.dumps(converter.unstructure(value), sort_keys=True, separators=(",", ":"),
-                      allow_nan=False, default=str)
 
 
 converter = cattrs.Converter()

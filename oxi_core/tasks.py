@@ -44,8 +44,6 @@ TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 OPEN_STATUSES = frozenset({S.PLANNED, S.HELD, S.DISPATCHED, S.RETRYING, S.IN_REVIEW, S.FAILED})
-IN_FLIGHT_STATUSES = frozenset({S.DISPATCHED})
-TERMINAL_STATUSES = frozenset({S.MERGED, S.DONE})
 
 
 def can_transition(current: TaskStatus, target: TaskStatus) -> bool:

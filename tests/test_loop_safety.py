@@ -141,8 +141,7 @@ def test_a_planted_symlink_is_refused_at_creation_and_removal(repo_factory, tmp_
                                   base_ref="origin/main", remote="origin")
     with pytest.raises(WorktreeError, match="symlink"):
         worktrees.remove_worktree(config.paths, config.paths.worktrees_dir / "T1-5",
-                                  branch="oxi/T1-5-notes", remote="origin",
-                                  base_ref="origin/main", force=True)
+                                  branch="oxi/T1-5-notes", remote="origin", force=True)
     engine = Engine(config)
     tick(engine)  # the sweep and the dispatch both meet the symlink
     assert (outside / "precious.txt").read_text() == "keep me"

@@ -11,15 +11,19 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import attrs
 
+VERSION_TIMEOUT_S = 30.0
+_VERSION = re.compile(r"\d+\.\d+\.\d+")
 LINE_LIMIT = 1 << 20  # 1 MB: a longer line is a failure, never unbounded memory
 KILL_GRACE_S = 3.0
 DRAIN_GRACE_S = 2.0
@@ -42,6 +46,18 @@ def build_env(
     env = {name: source[name] for name in names if name in source}
     env.update(extra or {})
     return env
+
+
+def binary_version(binary: str, env: Mapping[str, str]) -> str:
+    """``BINARY --version``'s first MAJOR.MINOR.PATCH, or "unknown" when it cannot run."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=VERSION_TIMEOUT_S,
+                              env=dict(env), check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    found = _VERSION.search(done.stdout)
+    return found.group(0) if found else "unknown"
 
 
 @attrs.frozen
@@ -268,8 +284,3 @@ async def run_streaming(
         stderr_tail="\n".join(stderr_tail),
         stdout_tail="\n".join(stdout_tail),
     )
-
-
-def argv_repr(argv: Sequence[str]) -> str:
-    """For logs: the argv joined, with long arguments (prompts) shortened."""
-    return " ".join(a if len(a) < 80 else a[:77] + "..." for a in argv)

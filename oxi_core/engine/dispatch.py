@@ -32,9 +32,6 @@ HEARTBEAT_MIN_INTERVAL_S = 1.0
 CANCEL_POLL_S = 1.0
 
 
-class Cancelled(Exception):
-    """The task left the roadmap (or was closed) while its worker ran."""
-
 
 async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
                      cancel: asyncio.Event) -> None:
@@ -149,7 +146,7 @@ class Worker:
     def _remove(self, path: Any, branch: str, force: bool) -> str | None:
         with self._locked():
             return worktrees.remove_worktree(self.paths, path, branch=branch, remote=self.remote,
-                                             base_ref=self.base_ref, force=force)
+                                             force=force)
 
     # -- the agent ------------------------------------------------------------------------
 
@@ -376,10 +373,9 @@ class Worker:
                                    **WORKER_FIELDS_CLEARED)
         reason = await asyncio.to_thread(
             worktrees.unpushed_work, path, branch=branch, remote=self.remote,
-            base_ref=self.base_ref,
         )
         if task.pr_number is not None:
-            self.engine._close_pr(task, "Closed by oxi: the task was cancelled.")
+            self.engine.close_pr(task, "Closed by oxi: the task was cancelled.")
         self.engine.record(ev.TASK_CANCELLED, task_id=task.id, notify=True, payload={
             "worktree_kept": str(path) if reason else None, "unpushed": reason})
         if not reason:

@@ -150,8 +150,7 @@ class Engine:
         busy = {t.id for t in self.ledger.tasks([TaskStatus.DISPATCHED])}
         policy = self.config.policy
         with repo_lock(self.config.paths.state_dir).hold():
-            swept = sweep_worktrees(self.config.paths, remote=policy.remote,
-                                    base_ref=f"{policy.remote}/{policy.base_branch}", busy=busy)
+            swept = sweep_worktrees(self.config.paths, remote=policy.remote, busy=busy)
         for path, kept in swept:
             if kept:
                 self.record(ev.WORKTREE_KEPT, task_id=path.name,
@@ -246,9 +245,9 @@ class Engine:
         if cancel is not None:
             cancel.set()  # the worker stops its agent and records the cancellation
         if task.pr_number is not None and task_id not in self.workers:
-            self._close_pr(task, "Closed by oxi: the item was removed from the roadmap.")
+            self.close_pr(task, "Closed by oxi: the item was removed from the roadmap.")
 
-    def _close_pr(self, task: Task, comment: str) -> None:
+    def close_pr(self, task: Task, comment: str) -> None:
         assert task.pr_number is not None
         pr = self.config.forge.get_pr(task.pr_number)
         if pr.state is PullRequestState.OPEN:

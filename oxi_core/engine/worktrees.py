@@ -132,7 +132,7 @@ def _branch_refs(repo: Path, branch: str, remote: str) -> tuple[bool, bool]:
     return f"refs/heads/{branch}" in found, f"refs/remotes/{remote}/{branch}" in found
 
 
-def unpushed_work(path: Path, *, branch: str, remote: str, base_ref: str) -> str | None:
+def unpushed_work(path: Path, *, branch: str, remote: str) -> str | None:
     """Why removing this worktree would lose work, or None when everything is on the remote."""
     if git.is_dirty(path):
         return "uncommitted changes"
@@ -147,8 +147,7 @@ def unpushed_work(path: Path, *, branch: str, remote: str, base_ref: str) -> str
 
 
 def remove_worktree(
-    paths: RepoPaths, path: Path, *, branch: str, remote: str, base_ref: str,
-    force: bool = False,
+    paths: RepoPaths, path: Path, *, branch: str, remote: str, force: bool = False,
 ) -> str | None:
     """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was."""
     base = paths.worktrees_dir
@@ -159,7 +158,7 @@ def remove_worktree(
         git.git(["worktree", "prune"], paths.repo_root)
         return None
     if not force:
-        reason = unpushed_work(path, branch=branch, remote=remote, base_ref=base_ref)
+        reason = unpushed_work(path, branch=branch, remote=remote)
         if reason:
             return reason
     git.git(["worktree", "remove", "--force", str(path)], paths.repo_root)
@@ -180,7 +179,7 @@ def _sweep_shadows(paths: RepoPaths, folder: Path, busy: set[str]) -> list[tuple
 
 
 def sweep_worktrees(
-    paths: RepoPaths, *, remote: str, base_ref: str, busy: set[str]
+    paths: RepoPaths, *, remote: str, busy: set[str]
 ) -> list[tuple[Path, str | None]]:
     """Remove leftover worktrees (not in ``busy`` task ids), keeping any with unpushed work.
 
@@ -210,7 +209,7 @@ def sweep_worktrees(
                 shutil.rmtree(entry)  # not a worktree git knows: crash debris
                 results.append((entry, None))
             continue
-        kept = remove_worktree(paths, entry, branch=branch, remote=remote, base_ref=base_ref)
+        kept = remove_worktree(paths, entry, branch=branch, remote=remote)
         results.append((entry, kept))
     git.git(["worktree", "prune"], paths.repo_root)
     return results

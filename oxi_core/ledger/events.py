@@ -63,9 +63,3 @@ NOTIFY_FAILED: Final = "notify_failed"
 
 # Agentic shadow runs
 AGENTIC_SHADOW_OBSERVED: Final = "agentic_shadow_observed"
-
-
-def all_event_types() -> frozenset[str]:
-    return frozenset(
-        value for name, value in globals().items() if name.isupper() and isinstance(value, str)
-    )

@@ -128,10 +128,6 @@ def _payload_jsons(payloads: Iterable[Mapping[str, Any] | None]) -> list[str]:
     return texts
 
 
-def task_from_row(row: Mapping[str, Any]) -> Task:
-    values = {name: row[name] for name in TASK_COLUMNS if name in row.keys()}  # noqa: SIM118
-    return _task(values)
-
 
 def _task(values: dict[str, Any]) -> Task:
     values["status"] = TaskStatus(values["status"])
@@ -488,13 +484,6 @@ class Ledger:
                 return False
             self._insert_event(conn, event_type, task_id, None, 0.0, payload)
         return True
-
-    def heartbeat(self, task_id: str) -> None:
-        """Move ``last_progress_at``: the reaper reads it as the worker's lease."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE tasks SET last_progress_at = ? WHERE id = ?", (self.now_iso(), task_id)
-            )
 
     # -- engine state (killswitch, counters) ----------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -104,5 +103,3 @@ def exec_agent_toml(
         }
     return tomli_w.dumps(data) + extra
 
-
-PYTHON = sys.executable

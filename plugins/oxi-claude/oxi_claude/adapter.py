@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +20,7 @@ import attrs
 
 from oxi_claude.events import PROGRESS, ClaudeStream, build_result, normalize_usage, translate_tool
 from oxi_core.agentic.callbacks import guarded_callbacks
-from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
+from oxi_core.agentic.runner import RunSpec, binary_version, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
     CanonicalKind,
@@ -33,7 +31,6 @@ from oxi_core.agentic.types import (
 
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 PROGRESS_INTERVAL_S = 1.0
-VERSION_TIMEOUT_S = 30.0
 
 
 def _positive_or_none(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -77,20 +74,7 @@ class ClaudeCodeAdapter:
     def version(self) -> str:
         """``claude --version`` (run once, then cached); "unknown" when it cannot run."""
         if self._version is None:
-            try:
-                done = subprocess.run(
-                    [self.binary, "--version"],
-                    capture_output=True,
-                    text=True,
-                    stdin=subprocess.DEVNULL,
-                    timeout=VERSION_TIMEOUT_S,
-                    env=self.env(),
-                    check=False,
-                )
-                found = re.search(r"\d+\.\d+\.\d+\S*", done.stdout)
-                self._version = found.group(0) if found else "unknown"
-            except (OSError, subprocess.SubprocessError):
-                self._version = "unknown"
+            self._version = binary_version(self.binary, self.env())
         return self._version
 
     def model_id(self) -> str:

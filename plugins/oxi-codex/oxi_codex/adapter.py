@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import re
-import subprocess
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -35,7 +34,7 @@ from oxi_codex.events import (
 )
 from oxi_codex.session_file import read_session
 from oxi_core.agentic.callbacks import guarded_callbacks
-from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
+from oxi_core.agentic.runner import RunSpec, binary_version, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
     CanonicalKind,
@@ -50,7 +49,6 @@ DEFAULT_MODEL = "gpt-5.5"
 DEFAULT_ENV_KEY = "OXI_CODEX_API_KEY"
 # Codex's own stream idle timeout when the config does not set one (observed: 5 minutes).
 CODEX_DEFAULT_STREAM_IDLE_S = 300.0
-VERSION_TIMEOUT_S = 30.0
 KNOWN_GOOD_FIXTURE = "codex_known_model.jsonl"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
@@ -73,12 +71,6 @@ def _semver(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None
 def _positive_or_none(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
-def parse_version(text: str) -> str | None:
-    """``codex-cli 0.169.0`` -> ``0.169.0``."""
-    found = _SEMVER.search(text)
-    return found.group(0) if found else None
 
 
 def _toml_string(value: str) -> str:
@@ -120,19 +112,7 @@ class CodexCliAdapter:
     def version(self) -> str:
         """The binary's semver from ``codex --version`` (run once, then cached)."""
         if self._version is None:
-            try:
-                done = subprocess.run(
-                    [self.binary, "--version"],
-                    capture_output=True,
-                    text=True,
-                    stdin=subprocess.DEVNULL,
-                    timeout=VERSION_TIMEOUT_S,
-                    env=self.env(),
-                    check=False,
-                )
-                self._version = parse_version(done.stdout) or "unknown"
-            except (OSError, subprocess.SubprocessError):
-                self._version = "unknown"
+            self._version = binary_version(self.binary, self.env())
         return self._version
 
     def model_id(self) -> str:
