@@ -433,13 +433,16 @@ class Engine:
         slots = self.capacity() - self.agents_in_flight()
         if slots <= 0:
             return
+        items = {item.id: item for item in roadmap.items}
+        # What the gates see changes only when a task is claimed: rebuild it then, not per
+        # candidate (a long run of deferred candidates would otherwise query it each time).
+        state = self.engine_state()
         for task in self.candidates():
             if slots <= 0 or self.stop_dispatching:
                 break
-            item = roadmap.get(task.id)
+            item = items.get(task.id)
             if item is None or item.done:
                 continue
-            state = self.engine_state()
             gate, decision = self.gate_decision(task, state)
             if decision.action is GateAction.DEFER:
                 self._defer(task, gate, decision, report)
@@ -451,7 +454,7 @@ class Engine:
                 self.ledger.transition(
                     task.id, TaskStatus.HELD, event_type=ev.TASK_HELD,
                     payload={"gate": gate, "reason": decision.reason, **decision.details},
-                    expect=[TaskStatus.PLANNED, TaskStatus.RETRYING] , held_reason=decision.reason,
+                    expect=[TaskStatus.PLANNED, TaskStatus.RETRYING], held_reason=decision.reason,
                 )
                 report.held.append((task.id, decision.reason))
                 continue
@@ -468,6 +471,7 @@ class Engine:
                 continue  # another engine took it first
             report.dispatched.append(task.id)
             slots -= 1
+            state = self.engine_state()
             cancel = asyncio.Event()
             self.cancels[task.id] = cancel
             worker = asyncio.create_task(run_worker(self, task.id, item, cancel))
