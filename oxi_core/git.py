@@ -63,6 +63,17 @@ def remote_branch_sha(remote: str, branch: str, cwd: Path) -> str | None:
     return rev_parse(f"refs/remotes/{remote}/{branch}", cwd)
 
 
+def remote_heads(remote: str, cwd: Path) -> dict[str, str]:
+    """Every remote-tracking branch of ``remote`` and its commit (one git call)."""
+    prefix = f"refs/remotes/{remote}/"
+    listing = out(["for-each-ref", "--format=%(refname)%00%(objectname)", prefix], cwd)
+    heads: dict[str, str] = {}
+    for line in listing.splitlines():
+        name, _, sha = line.partition("\0")
+        heads[name.removeprefix(prefix)] = sha
+    return heads
+
+
 def changed_files(base: str, head: str, cwd: Path) -> list[str]:
     """Files that differ between the merge base of ``base`` and ``head``, and ``head``."""
     text = out(["diff", "--name-only", "-z", f"{base}...{head}"], cwd)
@@ -73,11 +84,31 @@ def is_dirty(cwd: Path) -> bool:
     return bool(out(["status", "--porcelain", "--untracked-files=all"], cwd))
 
 
-def commit_all(cwd: Path, message: str) -> bool:
-    """Stage everything and commit as oxi. Returns False when there was nothing to commit."""
+def head_and_dirty(cwd: Path) -> tuple[str | None, bool]:
+    """The worktree's HEAD commit and whether it has uncommitted or untracked changes: one
+    `git status` instead of a rev-parse and a status."""
+    # --no-optional-locks: a read-only look, never racing an agent for the index lock.
+    text = git(["--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z",
+                "--untracked-files=all"], cwd).stdout
+    head: str | None = None
+    dirty = False
+    for entry in text.split("\0"):
+        if entry.startswith("# branch.oid "):
+            oid = entry[len("# branch.oid "):]
+            head = None if oid == "(initial)" else oid
+        elif entry and not entry.startswith("#"):
+            dirty = True
+    return head, dirty
+
+
+def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = None) -> bool:
+    """Stage everything and commit as oxi. Returns False when there was nothing to commit.
+
+    ``identity`` is what `identity_env` gave for the repository (worktrees share its config);
+    without it the worktree is asked."""
     git(["add", "-A"], cwd)
-    result = git(["commit", "--no-verify", "-q", "-m", message], cwd, env=identity_env(cwd),
-                 check=False)
+    env = identity if identity is not None else identity_env(cwd)
+    result = git(["commit", "--no-verify", "-q", "-m", message], cwd, env=env, check=False)
     if result.returncode == 0:
         return True
     if not out(["status", "--porcelain"], cwd):
@@ -87,13 +118,18 @@ def commit_all(cwd: Path, message: str) -> bool:
 
 def identity_env(cwd: Path) -> dict[str, str]:
     """oxi's identity, unless the repository configures its own (one git call, cached)."""
+    if cwd in _identity_cache:
+        return _identity_cache[cwd]
     root = out(["rev-parse", "--git-common-dir"], cwd)
     key = (cwd / root).resolve() if not Path(root).is_absolute() else Path(root)
     if key not in _identity_cache:
         names = git(["config", "--get-regexp", r"^user\.(name|email)$"], cwd, check=False)
         found = {line.split(" ", 1)[0] for line in names.stdout.splitlines()}
         _identity_cache[key] = {} if {"user.name", "user.email"} <= found else dict(OXI_IDENTITY)
+    _identity_cache[cwd] = _identity_cache[key]
     return _identity_cache[key]
 
 
+# Keyed by the repository's common git folder and by each folder asked about: callers pass the
+# repository's root, not each task's worktree, so this stays one entry or two.
 _identity_cache: dict[Path, dict[str, str]] = {}

@@ -23,6 +23,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -91,7 +92,9 @@ def extract_files(text: str) -> tuple[str, ...]:
     Words with a folder and an extension count (``oxi_core/engine/reaper.py``); a bare name
     counts only in backticks with a known extension (`` `roadmap.md` ``).
     """
-    found = {path for word in _WORD.findall(text) if (path := _as_path(word, backticked=False))}
+    # Every path has an extension, so a word without a dot is skipped before any regex.
+    found = {path for word in _WORD.findall(text)
+             if "." in word and (path := _as_path(word, backticked=False))}
     found |= {path for token in _BACKTICKED.findall(text)
               if (path := _as_path(token, backticked=True))}
     return tuple(sorted(found))
@@ -147,30 +150,43 @@ class Roadmap:
     items: tuple[RoadmapItem, ...] = ()  # file order; Done-list ids are items with done=True
     warnings: tuple[RoadmapWarning, ...] = ()  # line order
 
-    @property
+    # Derived once per parsed roadmap: the engine keeps one Roadmap across idle ticks.
+    @cached_property
     def open_items(self) -> tuple[RoadmapItem, ...]:
         return tuple(item for item in self.items if not item.done)
 
-    @property
+    @cached_property
+    def open_positions(self) -> dict[str, tuple[int, RoadmapItem]]:
+        """Each open item by id, with its position among the open items."""
+        return {item.id: (position, item) for position, item in enumerate(self.open_items)}
+
+    @cached_property
     def done_ids(self) -> frozenset[str]:
         return frozenset(item.id for item in self.items if item.done)
 
-    @property
+    @cached_property
     def unreadable_ids(self) -> frozenset[str]:
         """Ids named on lines with a problem: a task with such an id keeps its status, because
         its item may still be there behind a typo."""
         return frozenset(w.item_id for w in self.warnings if w.item_id is not None)
 
-    @property
+    @cached_property
     def errors(self) -> tuple[RoadmapWarning, ...]:
         return tuple(w for w in self.warnings if w.severity is Severity.ERROR)
+
+    @cached_property
+    def _by_id(self) -> dict[str, RoadmapItem]:
+        found: dict[str, RoadmapItem] = {}
+        for item in self.items:
+            found.setdefault(item.id, item)  # the first, as a scan would find it
+        return found
 
     def by_priority(self) -> tuple[RoadmapItem, ...]:
         """Open items in dispatch order (``priority_key``)."""
         return tuple(sorted(self.open_items, key=priority_key))
 
     def get(self, item_id: str) -> RoadmapItem | None:
-        return next((item for item in self.items if item.id == item_id), None)
+        return self._by_id.get(item_id)
 
 
 # -- reading lines -------------------------------------------------------------------------

@@ -14,12 +14,14 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlite_utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from oxi_core import log
 from oxi_core.errors import IllegalTransition, LedgerError
@@ -164,6 +166,32 @@ def test_applying_migrations_twice_is_a_no_op(tmp_path: Path) -> None:
     )
     assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
     conn.close()
+
+
+def test_a_ledger_from_before_the_derived_tables_gets_them_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An existing ledger (migrations up to m006) with spend and tasks: m007 and m008 must
+    # derive their tables from what is there, not start from zero.
+    path = tmp_path / "oxi.db"
+    names = [name for name, _ in MIGRATIONS]
+    monkeypatch.setattr("oxi_core.ledger.migrations.MIGRATIONS",
+                        MIGRATIONS[:names.index("m007_tasks_revision")])
+    clock = FakeClock()
+    with Ledger(path, clock=clock) as old:
+        old.append(ev.DISPATCH_RESULT, cost_usd=1.25)
+        clock.advance(hours=2, minutes=5)
+        old.append_many([NewEvent(ev.CRITIC_VERDICT, cost_usd=0.5)] * 3)
+        old.insert_task(Task(id="T1-1", tier=1, title="a", status=S.PLANNED),
+                        event_type=ev.TASK_INGESTED, payload={})
+    monkeypatch.undo()
+
+    with Ledger(path, clock=clock) as new:
+        assert new.total_spend() == pytest.approx(2.75)
+        assert new.spend_since(isoformat(START + timedelta(hours=1))) == pytest.approx(1.5)
+        revision, _ = new.tasks_revision()
+        new.transition("T1-1", S.HELD, event_type=ev.TASK_HELD)
+        assert [t.id for t in new.tasks_changed_since(revision)] == ["T1-1"]
 
 
 def test_a_failing_migration_leaves_no_trace_and_is_retried(
@@ -361,19 +389,47 @@ def test_spend_counts_refunds_and_ignores_free_events(ledger: Ledger) -> None:
     assert ledger.total_spend() == 1.5
 
 
-def test_spend_queries_read_only_the_spend_index(ledger: Ledger) -> None:
-    # The budget gate runs spend_since() before every dispatch: on a big ledger it must not scan
-    # the events table (benchmarks/bench_status_queries.py).
+def test_spend_queries_never_scan_the_events(ledger: Ledger, clock: FakeClock) -> None:
+    # The budget gate runs spend_since() before every dispatch: on a big ledger it must read
+    # the per-hour totals, and events only through the spend index for a part of an hour.
     statements: list[str] = []
     ledger.conn.set_trace_callback(statements.append)
-    ledger.spend_since(isoformat(START))
+    ledger.spend_since(isoformat(START.replace(minute=0, second=0, microsecond=0)))
+    ledger.spend_since(isoformat(START.replace(minute=17)))
     ledger.total_spend()
     ledger.conn.set_trace_callback(None)
 
-    assert len(statements) == 2
+    assert len(statements) == 3
     for sql in statements:  # the traced SQL has its parameters inlined
         plan = " ".join(str(row[-1]) for row in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
-        assert "COVERING INDEX events_spend" in plan, (sql, plan)
+        assert "spend_by_hour" in plan, (sql, plan)
+        assert "SCAN events" not in plan, (sql, plan)
+        if "FROM events" in sql:
+            assert "COVERING INDEX events_spend" in plan, (sql, plan)
+
+
+@given(st.lists(st.tuples(st.integers(0, 72 * 60), st.sampled_from([0.0, 0.25, 1.0, -0.5])),
+                max_size=40),
+       st.integers(0, 72 * 60), st.sampled_from(["+00:00", "+05:30", "-08:00"]))
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_spend_since_agrees_with_summing_the_events(
+    tmp_path: Path, moments: list[tuple[int, float]], since_minute: int, zone: str
+) -> None:
+    clock = FakeClock(START)
+    ledger = Ledger(tmp_path / f"spend-{secrets.token_hex(4)}.db", clock=clock)
+    for minute, cost in sorted(moments):
+        clock.moment = START + timedelta(minutes=minute)
+        ledger.append(ev.DISPATCH_RESULT, cost_usd=cost)
+    since_moment = START + timedelta(minutes=since_minute, seconds=7 * (since_minute % 2))
+    since = since_moment.astimezone(timezone(timedelta(hours=int(zone[:3]),
+                                                       minutes=int(zone[0] + zone[4:])))
+                                    ).isoformat(timespec="microseconds")
+    expected = sum(cost for minute, cost in moments
+                   if START + timedelta(minutes=minute) >= since_moment)
+    assert ledger.spend_since(since) == pytest.approx(expected)
+    assert ledger.total_spend() == pytest.approx(sum(cost for _, cost in moments))
+    ledger.close()
 
 
 def test_a_known_key_shape_in_a_payload_is_redacted_in_the_stored_row(ledger: Ledger) -> None:

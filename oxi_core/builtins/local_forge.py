@@ -214,7 +214,7 @@ class LocalForge:
                      f"{self.remote}/{self.base}"], self.repo)
             try:
                 merged = git.git(["merge", "--squash", "--no-commit", head], merge_dir,
-                                 check=False, env=git.identity_env(merge_dir))
+                                 check=False, env=git.identity_env(self.repo))
                 if merged.returncode != 0:
                     conflicts = git.out(["diff", "--name-only", "--diff-filter=U"], merge_dir)
                     reason = ("merge conflict in " + ", ".join(conflicts.split())
@@ -224,7 +224,7 @@ class LocalForge:
                     return
                 message = f"{pr.title} (#{pr.number})"
                 git.git(["commit", "--quiet", "--no-verify", "--allow-empty", "-m", message],
-                        merge_dir, env=git.identity_env(merge_dir))
+                        merge_dir, env=git.identity_env(self.repo))
                 pushed = git.git(["push", "--quiet", self.remote, f"HEAD:refs/heads/{self.base}"],
                                  merge_dir, check=False)
                 if pushed.returncode == 0:

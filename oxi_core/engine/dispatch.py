@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from oxi_core import git
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
 from oxi_core.engine import worktrees
-from oxi_core.engine.hooks import run_hook
+from oxi_core.engine.hooks import HookOutcome, run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 HEARTBEAT_MIN_INTERVAL_S = 1.0
 CANCEL_POLL_S = 1.0
-
+NO_CHANGES = "no changes: the agent reported success but left no commit and no diff"
 
 
 async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
@@ -76,6 +76,8 @@ class Worker:
         self.base_ref = f"{self.policy.remote}/{self.policy.base_branch}"
         self._last_beat = 0.0
         self._turns = 0
+        self._fresh = False
+        self._base_commit: str | None = None
 
     def task(self) -> Task:
         task = self.ledger.task(self.task_id)
@@ -86,22 +88,21 @@ class Worker:
         task = self.task()
         branch = worktrees.branch_name(task.id, task.title)
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
-        tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh)
+        tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,
+                                       task.branch is None)
+        self._fresh = fresh
         self.ledger.update_task(
             task.id, event_type=ev.WORKTREE_REUSED if tree.reused else ev.WORKTREE_CREATED,
             payload={"path": str(tree.path), "branch": branch, "fresh": fresh},
             branch=branch, worktree=str(tree.path),
         )
-        hooks = self.config.worktree.hooks
         if not tree.reused:
-            created = await asyncio.to_thread(run_hook, "after_create", hooks.get("after_create"),
-                                              tree.path)
+            created = await self._hook("after_create", tree.path)
             if not created.ok:
                 await self._hook_failed_requeue(task, tree.path, branch, created.output_tail,
                                                 "after_create")
                 return
-        before = await asyncio.to_thread(run_hook, "before_run", hooks.get("before_run"),
-                                         tree.path)
+        before = await self._hook("before_run", tree.path)
         if not before.ok:
             await self._hook_failed_requeue(task, tree.path, branch, before.output_tail,
                                             "before_run")
@@ -109,7 +110,7 @@ class Worker:
 
         result = await self._invoke(task, tree.path)
 
-        after = await asyncio.to_thread(run_hook, "after_run", hooks.get("after_run"), tree.path)
+        after = await self._hook("after_run", tree.path)
         if not after.ok:
             self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload={
                 "hook": "after_run", "exit_code": after.exit_code, "output": after.output_tail})
@@ -127,24 +128,45 @@ class Worker:
             self.fail(result.reason)
             await self._cleanup(tree.path, branch)
             return
-        await self._deliver(tree.path, branch)
+        await self._deliver(tree, branch)
+
+    async def _hook(self, name: str, path: Any) -> HookOutcome:
+        """Run an operator's worktree hook off the event loop (no thread when none is set)."""
+        hook = self.config.worktree.hooks.get(name)
+        if hook is None:
+            return HookOutcome(name, True, 0, "")
+        return await asyncio.to_thread(run_hook, name, hook, path)
 
     def _locked(self) -> Any:
         return repo_lock(self.paths.state_dir).hold()
 
-    def _prepare_worktree(self, task_id: str, branch: str, fresh: bool) -> worktrees.Worktree:
-        self.engine.fetch_origin()
+    def _prepare_worktree(self, task_id: str, branch: str, fresh: bool,
+                          first: bool) -> worktrees.Worktree:
+        # A branch the remote has (as last fetched) is never created anew: the careful path
+        # continues it. The base commit as fetched lets "the agent changed nothing" be seen
+        # without a diff.
+        remote = self.engine.fetch_origin()
+        self._base_commit = remote.base_commit
+        first = first and branch not in remote.heads
         with self._locked():
             return worktrees.ensure_worktree(self.paths, task_id, branch, base_ref=self.base_ref,
-                                             remote=self.remote, fresh=fresh)
+                                             remote=self.remote, fresh=fresh, first=first)
 
     def _push(self, path: Any, branch: str) -> None:
+        # Only a branch started over (after a conflict) replaces what the remote has; any
+        # other push must be a fast-forward, so a remote branch oxi did not know of (a ledger
+        # lost, another clone) is refused, never overwritten.
+        force = ["--force-with-lease"] if self._fresh else []
         with self._locked():
-            git.git(["push", "--quiet", "--force-with-lease", self.remote,
-                     f"HEAD:refs/heads/{branch}"], path)
+            git.git(["push", "--quiet", *force, self.remote, f"HEAD:refs/heads/{branch}"], path)
 
-    def _remove(self, path: Any, branch: str, force: bool) -> str | None:
+    def _remove(self, path: Any, branch: str, force: bool, delivered: bool,
+                seen_clean: bool) -> str | None:
         with self._locked():
+            if delivered:
+                return worktrees.remove_delivered_worktree(self.paths, path, branch=branch,
+                                                           remote=self.remote,
+                                                           seen_clean=seen_clean)
             return worktrees.remove_worktree(self.paths, path, branch=branch, remote=self.remote,
                                              force=force)
 
@@ -272,13 +294,23 @@ class Worker:
 
     # -- delivering the work --------------------------------------------------------------
 
-    async def _deliver(self, path: Any, branch: str) -> None:
+    async def _deliver(self, tree: worktrees.Worktree, branch: str) -> None:
         task = self.task()
-        await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}")
+        path = tree.path
+        head, dirty = await asyncio.to_thread(git.head_and_dirty, path)
+        if not dirty and head is not None and head == self._base_commit:
+            # A clean tree whose HEAD is a commit the base branch had: nothing on top of it.
+            # (When the base moved since the fetch, HEAD differs and the diff decides.)
+            self.fail(NO_CHANGES)
+            await self._cleanup(path, branch, delivered=True, seen_clean=True)
+            return
+        if dirty:
+            await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}",
+                                    identity=git.identity_env(self.paths.repo_root))
         # No diff against the base means no work, whatever the commits say.
         changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
         if not changed:
-            self.fail("no changes: the agent reported success but left no commit and no diff")
+            self.fail(NO_CHANGES)
             await self._cleanup(path, branch)
             return
         files = tuple(sorted(set(task.files_touched) | set(changed)))
@@ -298,7 +330,7 @@ class Worker:
         )
         approved = await self._review(task, pr.number, path)
         # The branch is on the remote now: the worktree can go before anything merges it.
-        await self._cleanup(path, branch)
+        await self._cleanup(path, branch, delivered=True)
         if approved:
             await self._arm_auto_merge(pr.number)
 
@@ -354,10 +386,13 @@ class Worker:
 
     # -- endings --------------------------------------------------------------------------
 
-    async def _cleanup(self, path: Any, branch: str, *, force: bool = False) -> None:
-        hooks = self.config.worktree.hooks
-        await asyncio.to_thread(run_hook, "before_remove", hooks.get("before_remove"), path)
-        kept = await asyncio.to_thread(self._remove, path, branch, force)
+    async def _cleanup(self, path: Any, branch: str, *, force: bool = False,
+                       delivered: bool = False, seen_clean: bool = False) -> None:
+        """Remove the worktree, keeping it if that would lose work. ``delivered``: its HEAD is
+        on the remote (or is the base commit), so only uncommitted changes could be lost;
+        ``seen_clean``: and a `git status` after the agent ended found none."""
+        await self._hook("before_remove", path)
+        kept = await asyncio.to_thread(self._remove, path, branch, force, delivered, seen_clean)
         if kept:
             self.engine.record(ev.WORKTREE_KEPT, task_id=self.task_id,
                                payload={"path": str(path), "reason": kept})

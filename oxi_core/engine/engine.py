@@ -12,7 +12,7 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +88,14 @@ def utc_day_start(now: datetime) -> str:
     return isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
+@attrs.frozen
+class RemoteView:
+    """The remote's branches as of the engine's last fetch."""
+
+    base_commit: str | None  # the base branch's commit, None when the remote has none
+    heads: Mapping[str, str]  # branch name -> commit
+
+
 class Engine:
     def __init__(
         self, config: OxiConfig, *, clock: Clock | None = None, ledger: Ledger | None = None,
@@ -114,9 +122,11 @@ class Engine:
         self._notifications: list[concurrent.futures.Future[None]] = []
         self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._roadmap_cache: tuple[str, Roadmap] | None = None
-        self._quiet_ingest: tuple[str, int] | None = None
+        # The roadmap digest and the tasks revision of the last ingest.
+        self._ingested: tuple[str, tuple[int, int]] | None = None
         self._fetch_lock = threading.Lock()
         self._fetched_at = -1e9
+        self._remote_view = RemoteView(None, {})
 
     # -- the phases -----------------------------------------------------------------------
 
@@ -200,8 +210,9 @@ class Engine:
         except RoadmapError as error:
             self._note_warnings(report, [f"roadmap unreadable: {error}"], ev.ROADMAP_UNREADABLE)
             return None
-        # An unchanged roadmap is not parsed again, and when the tasks have not changed
-        # either since an ingest that changed nothing, the diff would be empty: skip it.
+        # An unchanged roadmap is not parsed again. Ingest then reads only the tasks changed
+        # since its last pass over this same roadmap (the ledger's tasks revision, moved by
+        # triggers whoever writes), and nothing at all when none did.
         digest = hashlib.sha256(text.encode()).hexdigest()
         if self._roadmap_cache is None or self._roadmap_cache[0] != digest:
             self._roadmap_cache = (digest, parse_roadmap(text))
@@ -209,21 +220,20 @@ class Engine:
         warnings = [f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
                     for w in roadmap.warnings]
         self._note_warnings(report, warnings, ev.ROADMAP_WARNING)
-        fingerprint = (digest, self._tasks_fingerprint())
-        if fingerprint == self._quiet_ingest:
-            return roadmap
-        report.ingested = apply_ingest(self.ledger, roadmap)
-        self._quiet_ingest = None if report.ingested else fingerprint
+        since: int | None = None
+        if self._ingested is not None and self._ingested[0] == digest:
+            revision, deleted = self.ledger.tasks_revision()
+            if (revision, deleted) == self._ingested[1]:
+                return roadmap
+            if deleted == self._ingested[1][1]:  # a deleted task needs the whole diff
+                since = self._ingested[1][0]
+        done = apply_ingest(self.ledger, roadmap, since=since)
+        report.ingested = done.changes
+        self._ingested = (digest, done.revision)
         for change in report.ingested:
             if change.kind == "abandoned":
                 self._on_abandoned(change.task_id)
         return roadmap
-
-    def _tasks_fingerprint(self) -> int:
-        """Everything about the tasks that ingest's diff reads, hashed (raw rows: cheap)."""
-        return hash(tuple(self.ledger.query(
-            "SELECT id, status, in_roadmap, tier, title, subtitle, section, position, "
-            "files_touched FROM tasks ORDER BY id")))
 
     def _note_warnings(self, report: TickReport, warnings: list[str], event_type: str) -> None:
         """Log warnings every tick, but record them only when they change (idle ticks write
@@ -353,16 +363,21 @@ class Engine:
             return self._capacity()
         return self.config.policy.max_concurrent
 
-    def fetch_origin(self, max_age_s: float = FETCH_MAX_AGE_S) -> None:
+    def fetch_origin(self, max_age_s: float = FETCH_MAX_AGE_S) -> RemoteView:
         """Fetch the remote, unless this process did within ``max_age_s``: a burst of workers
-        starting together shares one fetch."""
+        starting together shares one fetch. Returns the remote's branches as fetched: new
+        worktrees start from its base commit, and a branch it has is continued."""
         with self._fetch_lock:
             if time.monotonic() - self._fetched_at < max_age_s:
-                return
+                return self._remote_view
+            remote = self.config.policy.remote
+            root = self.config.paths.repo_root
             with repo_lock(self.config.paths.state_dir).hold():
-                git.git(["fetch", "--quiet", self.config.policy.remote],
-                        self.config.paths.repo_root)
+                git.git(["fetch", "--quiet", remote], root)
+                heads = git.remote_heads(remote, root)
+            self._remote_view = RemoteView(heads.get(self.config.policy.base_branch), heads)
             self._fetched_at = time.monotonic()
+            return self._remote_view
 
     def pause(self, reason: str) -> None:
         """The killswitch, thrown by the engine itself (`oxi resume` undoes it)."""
@@ -380,10 +395,12 @@ class Engine:
             return task.retry_due_at is None or parse_ts(task.retry_due_at) <= self.clock()
         return task.status is TaskStatus.PLANNED
 
-    def candidates(self) -> Iterator[Task]:
-        """Dispatchable tasks in priority order, read lazily."""
-        return (t for t in self.ledger.iter_tasks([TaskStatus.PLANNED, TaskStatus.RETRYING])
-                if self.due(t))
+    def candidates(self, likely_needed: int = 32) -> Iterator[Task]:
+        """Dispatchable tasks in priority order, read lazily (the first read sized to what the
+        caller will likely take)."""
+        tasks = self.ledger.iter_tasks([TaskStatus.PLANNED, TaskStatus.RETRYING],
+                                       first_page=max(4, likely_needed))
+        return (t for t in tasks if self.due(t))
 
     def estimate(self, task: Task) -> float:
         """Cost estimate: the mean of recent results in the same tier, else the model's default."""
@@ -433,16 +450,18 @@ class Engine:
         slots = self.capacity() - self.agents_in_flight()
         if slots <= 0:
             return
-        items = {item.id: item for item in roadmap.items}
-        # What the gates see changes only when a task is claimed: rebuild it then, not per
-        # candidate (a long run of deferred candidates would otherwise query it each time).
-        state = self.engine_state()
-        for task in self.candidates():
+        # What the gates see changes only when a task is claimed: built for the first candidate
+        # and again after each claim, not per candidate (a long run of deferred candidates would
+        # otherwise query it each time) and not at all when nothing is left to dispatch.
+        state: EngineState | None = None
+        for task in self.candidates(likely_needed=2 * slots):
             if slots <= 0 or self.stop_dispatching:
                 break
-            item = items.get(task.id)
+            item = roadmap.get(task.id)
             if item is None or item.done:
                 continue
+            if state is None:
+                state = self.engine_state()
             gate, decision = self.gate_decision(task, state)
             if decision.action is GateAction.DEFER:
                 self._defer(task, gate, decision, report)
@@ -471,7 +490,7 @@ class Engine:
                 continue  # another engine took it first
             report.dispatched.append(task.id)
             slots -= 1
-            state = self.engine_state()
+            state = None
             cancel = asyncio.Event()
             self.cancels[task.id] = cancel
             worker = asyncio.create_task(run_worker(self, task.id, item, cancel))

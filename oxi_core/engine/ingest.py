@@ -7,7 +7,7 @@ read at all closes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -41,12 +41,22 @@ def _fields_from_item(item: RoadmapItem, position: int, existing: Task | None) -
     }
 
 
-def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
-    """What ingesting ``roadmap`` would change, given the current tasks. Pure."""
+def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap, *,
+                 only: Collection[str] | None = None) -> list[IngestChange]:
+    """What ingesting ``roadmap`` would change, given the current tasks. Pure.
+
+    With ``only``, ``tasks`` are just those ids and nothing else is looked at: the incremental
+    pass over tasks changed since an ingest of this same roadmap, after which every other task
+    would diff to nothing."""
     by_id = {task.id: task for task in tasks}
     changes: list[IngestChange] = []
     seen: set[str] = set()
-    for position, item in enumerate(roadmap.open_items):
+    if only is None:
+        listed: Iterable[tuple[int, RoadmapItem]] = enumerate(roadmap.open_items)
+    else:
+        positions = roadmap.open_positions
+        listed = sorted(positions[i] for i in only if i in positions)
+    for position, item in listed:
         seen.add(item.id)
         existing = by_id.get(item.id)
         fields = _fields_from_item(item, position, existing)
@@ -67,6 +77,8 @@ def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
         if changed:
             changes.append(IngestChange("updated", item.id, changed, existing.status))
     for task_id in sorted(roadmap.done_ids):
+        if only is not None and task_id not in only:
+            continue
         existing = by_id.get(task_id)
         seen.add(task_id)
         if existing is not None and existing.status in OPEN_STATUSES - {TaskStatus.DISPATCHED,
@@ -84,13 +96,27 @@ def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap) -> list[IngestChange]:
     return changes
 
 
-def apply_ingest(ledger: Ledger, roadmap: Roadmap) -> list[IngestChange]:
-    """Diff and apply in one transaction, so two engines ingesting at once agree."""
+@attrs.frozen
+class IngestPass:
+    changes: list[IngestChange]
+    # The ledger's tasks revision once these changes were applied (Ledger.tasks_revision).
+    revision: tuple[int, int]
+
+
+def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, since: int | None = None) -> IngestPass:
+    """Diff and apply in one transaction, so two engines ingesting at once agree.
+
+    With ``since`` (a revision at which this same roadmap was ingested), only the tasks changed
+    after it are read and diffed."""
     with ledger.transaction():
-        changes = diff_roadmap(ledger.tasks(), roadmap)
+        if since is None:
+            changes = diff_roadmap(ledger.tasks(), roadmap)
+        else:
+            changed = ledger.tasks_changed_since(since)
+            changes = diff_roadmap(changed, roadmap, only={task.id for task in changed})
         for change in changes:
             _apply(ledger, change)
-    return changes
+        return IngestPass(changes, ledger.tasks_revision())
 
 
 def _apply(ledger: Ledger, change: IngestChange) -> None:

@@ -84,17 +84,32 @@ def _registered_worktrees(repo: Path) -> dict[Path, str | None]:
 
 def ensure_worktree(
     paths: RepoPaths, task_id: str, branch: str, *, base_ref: str, remote: str,
-    fresh: bool = False,
+    fresh: bool = False, first: bool = False,
 ) -> Worktree:
     """Create the task's worktree on ``branch``, or reuse it. Safe to call again after a crash.
 
     A branch left by an earlier attempt (locally or on the remote) is continued, so a second
     attempt after a rejection builds on the first; ``fresh`` starts over from ``base_ref``.
+    ``first``: neither the ledger nor the remote (as last fetched) knows of a branch for this
+    task, so it is created without looking for one first; if one exists after all, git
+    refuses and the careful path runs.
     """
     repo = paths.repo_root
     target = worktree_path(paths, task_id)
     paths.worktrees_dir.mkdir(parents=True, exist_ok=True)
     _refuse_symlinks(paths, target)
+    if not target.exists() and not target.is_symlink():
+        # The common case: nothing in the way. A first attempt is one `worktree add`; any
+        # other looks at the branch first (one for-each-ref), then adds.
+        if first and not fresh:
+            argv = ["worktree", "add", "--no-track", "-b", branch, str(target), base_ref]
+            if git.git(argv, repo, check=False).returncode == 0:
+                return Worktree(target, branch)
+        if _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
+                         strict=False):
+            return Worktree(target, branch)
+    # Something is in the way (a crash's leftovers, a folder deleted by hand, the branch checked
+    # out elsewhere): look at every registered worktree and clear up.
     registered = _registered_worktrees(repo)
     resolved = target.resolve()
     if any(not path.exists() for path in registered):
@@ -111,25 +126,36 @@ def ensure_worktree(
         if other_branch == branch and other != resolved:
             raise WorktreeError(f"branch {branch} is checked out at {other}",
                                 hint="remove that worktree, or let oxi's sweep handle it")
-    local, on_remote = _branch_refs(repo, branch, remote)
-    if fresh and local:
-        git.git(["branch", "-D", branch], repo)
-        local = False
-    if local:
-        git.git(["worktree", "add", str(target), branch], repo)
-    elif not fresh and on_remote:
-        git.git(["worktree", "add", "--no-track", "-b", branch, str(target),
-                 f"{remote}/{branch}"], repo)
-    else:
-        git.git(["worktree", "add", "--no-track", "-b", branch, str(target), base_ref], repo)
+    _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
+                  strict=True)
     return Worktree(target, branch)
 
 
-def _branch_refs(repo: Path, branch: str, remote: str) -> tuple[bool, bool]:
-    """Whether ``branch`` exists locally and on the remote-tracking side (one git call)."""
-    found = set(git.out(["for-each-ref", "--format=%(refname)", f"refs/heads/{branch}",
-                         f"refs/remotes/{remote}/{branch}"], repo).split())
-    return f"refs/heads/{branch}" in found, f"refs/remotes/{remote}/{branch}" in found
+def _add_worktree(repo: Path, target: Path, branch: str, *, base_ref: str, remote: str,
+                  fresh: bool, strict: bool) -> bool:
+    """Add the worktree at ``target``: on the local branch if there is one, else a new branch
+    from the remote's (continuing an earlier attempt), else from ``base_ref``; ``fresh``
+    always starts from ``base_ref``. Not ``strict``: False instead of an error when the branch
+    is checked out somewhere or git refuses (the careful path then clears up)."""
+    local_ref, remote_ref = f"refs/heads/{branch}", f"refs/remotes/{remote}/{branch}"
+    found: dict[str, str] = {}  # ref -> the worktree that has it checked out ("" if none)
+    listing = git.out(["for-each-ref", "--format=%(refname)%00%(worktreepath)", local_ref,
+                       remote_ref], repo)
+    for line in listing.splitlines():
+        name, _, checked_out_at = line.partition("\0")
+        found[name] = checked_out_at
+    if found.get(local_ref) and not strict:
+        return False  # checked out in some worktree, maybe one whose folder is gone
+    if fresh and local_ref in found:
+        git.git(["branch", "-D", branch], repo)
+        del found[local_ref]
+    if local_ref in found:
+        argv = ["worktree", "add", str(target), branch]
+    elif not fresh and remote_ref in found:
+        argv = ["worktree", "add", "--no-track", "-b", branch, str(target), f"{remote}/{branch}"]
+    else:
+        argv = ["worktree", "add", "--no-track", "-b", branch, str(target), base_ref]
+    return git.git(argv, repo, check=strict).returncode == 0
 
 
 def unpushed_work(path: Path, *, branch: str, remote: str) -> str | None:
@@ -163,6 +189,25 @@ def remove_worktree(
             return reason
     git.git(["worktree", "remove", "--force", str(path)], paths.repo_root)
     return None
+
+
+def remove_delivered_worktree(paths: RepoPaths, path: Path, *, branch: str, remote: str,
+                              seen_clean: bool = False) -> str | None:
+    """Remove a worktree whose HEAD was just pushed (or never moved from the base commit).
+
+    Nothing committed can be lost, so git's own check suffices: `worktree remove` without
+    --force refuses a tree with uncommitted or untracked changes, and only then is the full
+    check run (which keeps such a tree and says why). ``seen_clean``: the caller's own
+    `git status`, after the agent's process group was gone, found nothing uncommitted, so
+    git need not look again."""
+    base = paths.worktrees_dir
+    if path.parent != base or not path.resolve().is_relative_to(base.resolve()):
+        raise WorktreeError(f"refusing to remove {path}: outside {base}")
+    _refuse_symlinks(paths, path)
+    argv = ["worktree", "remove", *(["--force"] if seen_clean else []), str(path)]
+    if path.exists() and git.git(argv, paths.repo_root, check=False).returncode == 0:
+        return None
+    return remove_worktree(paths, path, branch=branch, remote=remote)
 
 
 def _sweep_shadows(paths: RepoPaths, folder: Path, busy: set[str]) -> list[tuple[Path, str | None]]:

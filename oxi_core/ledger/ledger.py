@@ -11,7 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from oxi_core.errors import LedgerError
 from oxi_core.ledger import driver
 from oxi_core.ledger.migrations import apply_migrations
 from oxi_core.log import may_hold_secret, redact_text
-from oxi_core.models import Event, isoformat, utcnow
+from oxi_core.models import Event, isoformat, parse_ts, utcnow
 from oxi_core.tasks import Task, TaskStatus, check_transition
 
 Clock = Callable[[], datetime]
@@ -332,19 +332,32 @@ class Ledger:
         return int(row[0])
 
     def spend_since(self, since: str) -> float:
-        """Dollars recorded by events at or after ``since`` (an ISO timestamp)."""
+        """Dollars recorded by events at or after ``since`` (an ISO timestamp, any offset).
+
+        Whole hours come from the per-hour totals (migration m008); only the part of the first
+        hour after ``since``, when it is not on the hour, reads events (index events_spend)."""
+        start = parse_ts(since).astimezone(UTC)
+        hour = start.replace(minute=0, second=0, microsecond=0)
         with self._lock:
-            row = self.conn.execute(
-                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE ts >= ? AND cost_usd != 0",
-                (since,),
-            ).fetchone()
+            if hour == start:
+                row = self.conn.execute(
+                    "SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour WHERE hour >= ?",
+                    (isoformat(hour)[:13],),
+                ).fetchone()
+            else:
+                next_hour = isoformat(hour + timedelta(hours=1))
+                row = self.conn.execute(
+                    "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour "
+                    "WHERE hour >= ?) + (SELECT coalesce(sum(cost_usd), 0) FROM events "
+                    "WHERE ts >= ? AND ts < ? AND cost_usd != 0)",
+                    (next_hour[:13], isoformat(start), next_hour),
+                ).fetchone()
         return float(row[0])
 
     def total_spend(self) -> float:
         with self._lock:
             row = self.conn.execute(
-                "SELECT coalesce(sum(cost_usd), 0) FROM events WHERE cost_usd != 0"
-            ).fetchone()
+                "SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour").fetchone()
         return float(row[0])
 
     # -- the tasks projection -------------------------------------------------------------
@@ -382,17 +395,38 @@ class Ledger:
             read = _task_reader(cursor.description)
         return [read(row) for row in rows]
 
-    def iter_tasks(self, statuses: Iterable[str], *, page: int = 32) -> Iterator[Task]:
+    def tasks_revision(self) -> tuple[int, int]:
+        """(revision, deletions): moved by triggers whenever a task changes in a way ingest
+        reads (migration m007), whoever wrote it."""
+        with self._lock:
+            row = self.conn.execute(
+                "SELECT revision, deleted FROM tasks_revision WHERE id = 1").fetchone()
+        return int(row[0]), int(row[1])
+
+    def tasks_changed_since(self, revision: int) -> list[Task]:
+        """Tasks whose ingest-relevant columns changed after ``revision`` (indexed)."""
+        with self._lock:
+            cursor = self.conn.execute(
+                "SELECT * FROM tasks WHERE revision > ? ORDER BY tier, position, id", (revision,))
+            rows = cursor.fetchall()
+            read = _task_reader(cursor.description)
+        return [read(row) for row in rows]
+
+    def iter_tasks(self, statuses: Iterable[str], *, page: int = 32,
+                   first_page: int | None = None) -> Iterator[Task]:
         """Tasks in priority order, read a page at a time: a caller that stops early (the
-        dispatcher, once its slots are full) never reads the rest."""
+        dispatcher, once its slots are full) never reads the rest. ``first_page``: a smaller
+        first read, for a caller that will most likely want only a few."""
         wanted = [str(s) for s in statuses]
         after: tuple[int, int, str] | None = None
+        size = first_page or page
         while True:
             # Keyset paging: claims made while iterating cannot shift what comes next.
-            batch = self.tasks(wanted, limit=page, after=after)
+            batch = self.tasks(wanted, limit=size, after=after)
             yield from batch
-            if len(batch) < page:
+            if len(batch) < size:
                 return
+            size = page
             last = batch[-1]
             after = (last.tier, last.position, last.id)
 

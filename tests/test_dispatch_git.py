@@ -1,0 +1,130 @@
+"""What a dispatch does in git, in its short paths: a worktree made without looking for a branch
+first, "no changes" seen without a diff, and removal that trusts git's own cleanliness check.
+Each short path must end where the careful one would."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+from oxi_core.config import load_config
+from oxi_core.engine import worktrees
+from oxi_core.engine.engine import Engine
+from oxi_core.ledger import events as ev
+from oxi_core.tasks import TaskStatus
+from oxi_core.testing import repos
+from oxi_core.testing.repos import exec_agent_toml, make_repo, run_git
+from tests.conftest import roadmap, tick
+
+ITEM = ("T1-5", "notes", "n")
+BRANCH = "oxi/T1-5-notes"
+
+# A `git` helper with an identity, for agents that commit.
+GIT_AS_AGENT = ('def git(*a):\n'
+                '    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@a", *a],'
+                ' check=True, capture_output=True)\n')
+
+
+def agent(body: str, *, with_git: bool = False) -> list[str]:
+    """An exec agent: a few lines of Python run in the worktree."""
+    code = "import os, pathlib, subprocess\n" + (GIT_AS_AGENT if with_git else "")
+    return [sys.executable, "-c", code + textwrap.dedent(body)]
+
+
+def setup(tmp_path: Path, argv: list[str]) -> repos.TestRepo:
+    repo = make_repo(tmp_path, {"roadmap.md": roadmap(ITEM)})
+    repo.write("oxi.toml", exec_agent_toml(argv, engine={
+        "retry_base_s": 0.01, "retry_max_s": 0.02, "max_attempts": 2}))
+    return repo
+
+
+def test_a_do_nothing_agent_fails_no_changes_and_leaves_no_worktree(tmp_path: Path) -> None:
+    repo = setup(tmp_path, agent("pass"))
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.FAILED
+    assert (task.last_error or "").startswith("no changes")
+    assert not (repo.root / ".oxi" / "worktrees" / "T1-5").exists()
+    assert "T1-5" not in run_git(["worktree", "list"], repo.root)
+    types = [e.type for e in engine.ledger.events(task_id="T1-5")]
+    assert ev.WORKTREE_REMOVED in types and ev.BRANCH_PUSHED not in types
+
+
+def test_commits_that_cancel_out_are_still_no_changes(tmp_path: Path) -> None:
+    # HEAD moved, the tree is clean, but there is no diff: the careful path must decide.
+    repo = setup(tmp_path, agent(with_git=True, body="""
+        pathlib.Path("x.txt").write_text("x")
+        git("add", "x.txt"); git("commit", "-q", "-m", "add x")
+        git("revert", "--no-edit", "HEAD")
+    """))
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.FAILED
+    assert (task.last_error or "").startswith("no changes")
+    assert run_git(["ls-remote", "origin", BRANCH], repo.root) == ""
+
+
+def test_an_agent_that_commits_its_own_work_is_delivered_as_is(tmp_path: Path) -> None:
+    repo = setup(tmp_path, agent(with_git=True, body="""
+        pathlib.Path("own.txt").write_text("mine")
+        git("add", "own.txt"); git("commit", "-q", "-m", "the agent's own commit")
+    """))
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+    pushed = [e for e in engine.ledger.events(task_id="T1-5") if e.type == ev.BRANCH_PUSHED]
+    assert pushed and pushed[0].payload["files"] == ["own.txt"]
+    assert not (repo.root / ".oxi" / "worktrees" / "T1-5").exists()
+
+
+def test_a_branch_only_on_the_remote_is_continued_not_overwritten(tmp_path: Path) -> None:
+    # Work pushed by an earlier life of this repository (a ledger since deleted): the first
+    # attempt the new ledger knows of must build on it, and its push must not replace it.
+    repo = setup(tmp_path, agent("""
+        pathlib.Path("second.txt").write_text("2")
+    """))
+    other = tmp_path / "other"
+    run_git(["clone", "-q", str(repo.origin), str(other)], tmp_path)
+    (other / "first.txt").write_text("1")
+    run_git(["checkout", "-q", "-b", BRANCH], other)
+    run_git(["add", "first.txt"], other)
+    run_git(["-c", "user.name=a", "-c", "user.email=a@a", "commit", "-q", "-m", "earlier"],
+            other)
+    run_git(["push", "-q", "origin", BRANCH], other)
+    earlier = run_git(["rev-parse", "HEAD"], other)
+
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+    pr = engine.config.forge.get_pr(task.pr_number)  # type: ignore[arg-type]
+    assert set(pr.files) == {"first.txt", "second.txt"}
+    # The pushed branch held the earlier commit: it was continued, not replaced.
+    run_git(["merge-base", "--is-ancestor", earlier, pr.head_sha], repo.root)
+
+
+def test_a_branch_left_by_a_crash_before_checkout_is_continued(tmp_path: Path) -> None:
+    # `git worktree add -b` creates the branch, then the folder: a crash between the two leaves
+    # a branch the ledger does not know. The short path's add fails; the careful one continues.
+    repo = setup(tmp_path, agent('pathlib.Path("more.txt").write_text("more")'))
+    run_git(["branch", BRANCH, "origin/main"], repo.root)
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+
+
+def test_delivered_removal_keeps_a_tree_with_uncommitted_changes(tmp_path: Path) -> None:
+    repo = setup(tmp_path, agent("pass"))
+    config = load_config(repo.config)
+    tree = worktrees.ensure_worktree(config.paths, "T1-5", BRANCH, base_ref="origin/main",
+                                     remote="origin", first=True)
+    (tree.path / "stray.txt").write_text("written after the push")
+    kept = worktrees.remove_delivered_worktree(config.paths, tree.path, branch=BRANCH,
+                                               remote="origin")
+    assert kept == "uncommitted changes"
+    assert (tree.path / "stray.txt").read_text() == "written after the push"

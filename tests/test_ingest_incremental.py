@@ -1,0 +1,99 @@
+"""Ingest reads only what changed: the tasks revision (migration m007) moves with every write
+ingest cares about, whoever makes it, and an unchanged roadmap with unchanged tasks is not
+diffed at all."""
+
+from __future__ import annotations
+
+from oxi_core.engine.engine import Engine
+from oxi_core.ledger import Ledger
+from oxi_core.ledger import events as ev
+from oxi_core.tasks import TaskStatus
+from tests.conftest import load, roadmap, tick
+
+ITEMS = (("T1-1", "first", "a"), ("T1-2", "second", "b"), ("T2-3", "third", "c"))
+
+
+def test_the_revision_moves_with_ingest_columns_and_not_with_progress(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    ledger = engine.ledger
+    start = ledger.tasks_revision()
+    assert start[0] >= 3  # three inserts
+
+    ledger.update_task("T1-1", event_type=None, last_progress_at=ledger.now_iso(), turns=4)
+    assert ledger.tasks_revision() == start  # a heartbeat is not ingest's business
+    assert ledger.tasks_changed_since(start[0]) == []
+
+    ledger.update_task("T1-2", event_type=ev.TASK_UPDATED, files_touched=("x.py",))
+    moved = ledger.tasks_revision()
+    assert moved[0] > start[0]
+    assert [t.id for t in ledger.tasks_changed_since(start[0])] == ["T1-2"]
+
+    ledger.transition("T2-3", TaskStatus.ABANDONED, event_type=ev.TASK_ABANDONED)
+    assert [t.id for t in ledger.tasks_changed_since(moved[0])] == ["T2-3"]
+
+
+def test_a_change_by_another_writer_is_seen_by_the_next_ingest(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    assert not tick(engine).ingested  # nothing changed: nothing diffed, nothing written
+
+    # Another process (an older engine, a person with sqlite3) renames a task.
+    other = Ledger(engine.config.paths.ledger)
+    other.update_task("T1-2", event_type=None, title="renamed elsewhere")
+    other.close()
+
+    report = tick(engine)
+    assert [(c.kind, c.task_id, c.fields) for c in report.ingested] == [
+        ("updated", "T1-2", {"title": "second"})]
+    assert engine.ledger.task("T1-2").title == "second"  # type: ignore[union-attr]
+    assert not tick(engine).ingested
+
+
+def test_a_deleted_task_row_brings_back_the_whole_diff(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    with engine.ledger.transaction() as conn:
+        conn.execute("DELETE FROM tasks WHERE id = 'T1-1'")
+
+    report = tick(engine)
+    assert [(c.kind, c.task_id) for c in report.ingested] == [("new", "T1-1")]
+    assert engine.ledger.task("T1-1") is not None
+
+
+def test_an_idle_tick_writes_nothing_and_reads_no_task(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    before = (engine.ledger.count_events(), engine.ledger.tasks_revision())
+    read: list[int] = []
+    original = engine.ledger.tasks_changed_since
+    engine.ledger.tasks_changed_since = lambda r: read.append(r) or original(r)  # type: ignore[method-assign]
+    for _ in range(3):
+        assert not tick(engine).ingested
+    assert read == []
+    assert (engine.ledger.count_events(), engine.ledger.tasks_revision()) == before
+
+
+def test_a_task_changed_by_the_engine_is_diffed_alone_and_changes_nothing(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    mark = engine.ledger.tasks_revision()[0]
+    engine.ledger.transition("T1-1", TaskStatus.HELD, event_type=ev.TASK_HELD,
+                             held_reason="operator")
+    seen: list[list[str]] = []
+    original = engine.ledger.tasks_changed_since
+
+    def spy(revision: int):  # type: ignore[no-untyped-def]
+        found = original(revision)
+        seen.append([t.id for t in found])
+        return found
+
+    engine.ledger.tasks_changed_since = spy  # type: ignore[method-assign]
+    assert not tick(engine).ingested
+    assert seen == [["T1-1"]]
+    assert engine.ledger.tasks_revision()[0] > mark
