@@ -4,6 +4,7 @@ Each short path must end where the careful one would."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -128,3 +129,19 @@ def test_delivered_removal_keeps_a_tree_with_uncommitted_changes(tmp_path: Path)
                                                remote="origin")
     assert kept == "uncommitted changes"
     assert (tree.path / "stray.txt").read_text() == "written after the push"
+
+
+def test_a_first_attempt_over_a_hand_deleted_worktree_rebuilds_it(tmp_path: Path) -> None:
+    # The folder of a registered worktree was deleted by hand: git refuses the short path's
+    # add ("missing but already registered"); the careful path prunes and adds.
+    repo = setup(tmp_path, agent("pass"))
+    config = load_config(repo.config)
+    tree = worktrees.ensure_worktree(config.paths, "T1-5", BRANCH, base_ref="origin/main",
+                                     remote="origin", first=True)
+    shutil.rmtree(tree.path)
+    again = worktrees.ensure_worktree(config.paths, "T1-5", BRANCH, base_ref="origin/main",
+                                      remote="origin", first=True)
+    assert again.path == tree.path and (again.path / ".git").is_file()
+    assert run_git(["rev-parse", "--abbrev-ref", "HEAD"], again.path) == BRANCH
+    listed = run_git(["worktree", "list", "--porcelain"], repo.root)
+    assert listed.count(f"worktree {tree.path}") == 1 and "prunable" not in listed

@@ -5,6 +5,7 @@ diffed at all."""
 from __future__ import annotations
 
 from oxi_core.engine.engine import Engine
+from oxi_core.engine.ingest import INGEST_MARK_KEY, stored_mark
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.tasks import TaskStatus
@@ -97,3 +98,39 @@ def test_a_task_changed_by_the_engine_is_diffed_alone_and_changes_nothing(repo_f
     assert not tick(engine).ingested
     assert seen == [["T1-1"]]
     assert engine.ledger.tasks_revision()[0] > mark
+
+
+def test_a_new_process_starts_from_the_mark_the_last_writing_pass_stored(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    tick(Engine(load(repo), capacity=lambda: 0))
+    # Between processes, another writer renames a task.
+    other = Ledger(load(repo).paths.ledger)
+    other.update_task("T2-3", event_type=None, title="renamed elsewhere")
+    other.close()
+
+    fresh = Engine(load(repo), capacity=lambda: 0)
+    full_reads: list[object] = []
+    original = fresh.ledger.tasks
+
+    def spy(statuses=None, **kwargs):  # type: ignore[no-untyped-def]
+        if statuses is None:
+            full_reads.append(kwargs)
+        return original(statuses, **kwargs)
+
+    fresh.ledger.tasks = spy  # type: ignore[method-assign]
+    report = tick(fresh)
+    assert [(c.kind, c.task_id) for c in report.ingested] == [("updated", "T2-3")]
+    assert full_reads == []  # only the changed row was read
+
+
+def test_an_unreadable_stored_mark_means_one_full_diff(repo_factory) -> None:
+    repo = repo_factory(roadmap(*ITEMS), critic=False)
+    engine = Engine(load(repo), capacity=lambda: 0)
+    tick(engine)
+    engine.ledger.state_set(INGEST_MARK_KEY, "{not json")
+    fresh = Engine(load(repo), capacity=lambda: 0)
+    assert not tick(fresh).ingested
+    assert stored_mark(fresh.ledger) is not None  # rewritten by that full pass
+    events = fresh.ledger.count_events()
+    assert not tick(Engine(load(repo), capacity=lambda: 0)).ingested
+    assert fresh.ledger.count_events() == events

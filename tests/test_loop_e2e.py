@@ -103,9 +103,13 @@ def test_tick_with_nothing_to_do_changes_nothing(repo_factory) -> None:
     assert engine.ledger.task("T1-1").status == "merged"  # type: ignore[union-attr]
     before_events = engine.ledger.count_events()
     before_db = engine.ledger.query("SELECT * FROM tasks")
+    before_state = engine.ledger.query("SELECT * FROM engine_state ORDER BY key")
     before_refs = repo.git("for-each-ref")
-    report = tick(engine)
-    assert report.dispatched == [] and report.ingested == []
-    assert engine.ledger.count_events() == before_events
-    assert engine.ledger.query("SELECT * FROM tasks") == before_db
-    assert repo.git("for-each-ref") == before_refs
+    # The same engine, and a new one (what the next `oxi tick` process is).
+    for engine_now in (engine, Engine(load(repo))):
+        report = tick(engine_now)
+        assert report.dispatched == [] and report.ingested == []
+        assert engine.ledger.count_events() == before_events
+        assert engine.ledger.query("SELECT * FROM tasks") == before_db
+        assert engine.ledger.query("SELECT * FROM engine_state ORDER BY key") == before_state
+        assert repo.git("for-each-ref") == before_refs

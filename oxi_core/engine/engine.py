@@ -20,7 +20,13 @@ import attrs
 
 from oxi_core import git
 from oxi_core.config import OxiConfig
-from oxi_core.engine.ingest import IngestChange, apply_ingest, diff_roadmap
+from oxi_core.engine.ingest import (
+    IngestChange,
+    IngestMark,
+    apply_ingest,
+    diff_roadmap,
+    stored_mark,
+)
 from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
 from oxi_core.engine.state import EngineState
 from oxi_core.errors import OxiError, RoadmapError
@@ -122,8 +128,8 @@ class Engine:
         self._notifications: list[concurrent.futures.Future[None]] = []
         self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._roadmap_cache: tuple[str, Roadmap] | None = None
-        # The roadmap digest and the tasks revision of the last ingest.
-        self._ingested: tuple[str, tuple[int, int]] | None = None
+        # Where this process's last ingest pass left the tasks (IngestMark).
+        self._ingested: IngestMark | None = None
         self._fetch_lock = threading.Lock()
         self._fetched_at = -1e9
         self._remote_view = RemoteView(None, {})
@@ -220,16 +226,20 @@ class Engine:
         warnings = [f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
                     for w in roadmap.warnings]
         self._note_warnings(report, warnings, ev.ROADMAP_WARNING)
+        mark = self._ingested
+        if mark is None:  # a new process: the ledger remembers the last pass that wrote
+            mark = stored_mark(self.ledger)
         since: int | None = None
-        if self._ingested is not None and self._ingested[0] == digest:
+        if mark is not None and mark.digest == digest:
             revision, deleted = self.ledger.tasks_revision()
-            if (revision, deleted) == self._ingested[1]:
+            if (revision, deleted) == (mark.revision, mark.deleted):
+                self._ingested = mark
                 return roadmap
-            if deleted == self._ingested[1][1]:  # a deleted task needs the whole diff
-                since = self._ingested[1][0]
-        done = apply_ingest(self.ledger, roadmap, since=since)
+            if deleted == mark.deleted:  # a deleted task needs the whole diff
+                since = mark.revision
+        done = apply_ingest(self.ledger, roadmap, digest=digest, since=since)
         report.ingested = done.changes
-        self._ingested = (digest, done.revision)
+        self._ingested = done.mark
         for change in report.ingested:
             if change.kind == "abandoned":
                 self._on_abandoned(change.task_id)

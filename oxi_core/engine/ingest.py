@@ -7,6 +7,7 @@ read at all closes nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -96,18 +97,51 @@ def diff_roadmap(tasks: Sequence[Task], roadmap: Roadmap, *,
     return changes
 
 
+# Where the last pass that wrote something left its mark, for the next process to start from.
+INGEST_MARK_KEY = "ingest_mark"
+
+
+@attrs.frozen
+class IngestMark:
+    """At ``revision`` (Ledger.tasks_revision) every task agreed with the roadmap whose bytes
+    hash to ``digest``: only tasks changed since need diffing against those same bytes."""
+
+    digest: str
+    revision: int
+    deleted: int
+
+    def to_json(self) -> str:
+        return json.dumps(attrs.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> IngestMark | None:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(str(data["digest"]), int(data["revision"]), int(data["deleted"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # unreadable: the next pass diffs everything
+
+
 @attrs.frozen
 class IngestPass:
     changes: list[IngestChange]
-    # The ledger's tasks revision once these changes were applied (Ledger.tasks_revision).
-    revision: tuple[int, int]
+    mark: IngestMark
 
 
-def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, since: int | None = None) -> IngestPass:
+def stored_mark(ledger: Ledger) -> IngestMark | None:
+    return IngestMark.from_json(ledger.state_get(INGEST_MARK_KEY))
+
+
+def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
+                 since: int | None = None) -> IngestPass:
     """Diff and apply in one transaction, so two engines ingesting at once agree.
 
-    With ``since`` (a revision at which this same roadmap was ingested), only the tasks changed
-    after it are read and diffed."""
+    With ``since`` (a revision at which the roadmap with this ``digest`` was ingested), only
+    the tasks changed after it are read and diffed. A pass that changed something, or that
+    read roadmap bytes the stored mark does not name, stores its mark in the same transaction:
+    a pass that changes nothing writes nothing."""
     with ledger.transaction():
         if since is None:
             changes = diff_roadmap(ledger.tasks(), roadmap)
@@ -116,7 +150,10 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, since: int | None = None) 
             changes = diff_roadmap(changed, roadmap, only={task.id for task in changed})
         for change in changes:
             _apply(ledger, change)
-        return IngestPass(changes, ledger.tasks_revision())
+        mark = IngestMark(digest, *ledger.tasks_revision())
+        if digest and (changes or getattr(stored_mark(ledger), "digest", None) != digest):
+            ledger.state_set(INGEST_MARK_KEY, mark.to_json())
+        return IngestPass(changes, mark)
 
 
 def _apply(ledger: Ledger, change: IngestChange) -> None:
