@@ -225,6 +225,8 @@ class _Broken:
 
 
 def _read_head(content: str) -> _Head | _Broken | None:
+    if "T" not in content:
+        return None  # every item line, broken or not, has an id-like token starting with T
     marker = _LIST_MARKER.match(content)
     indent = len(content) - len(content.lstrip(" "))
     if marker is None and indent > 3:
