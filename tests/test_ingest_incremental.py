@@ -4,11 +4,18 @@ diffed at all."""
 
 from __future__ import annotations
 
+import secrets
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from oxi_core.engine.engine import Engine
-from oxi_core.engine.ingest import INGEST_MARK_KEY, stored_mark
+from oxi_core.engine.ingest import INGEST_MARK_KEY, apply_ingest, diff_roadmap, stored_mark
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
-from oxi_core.tasks import TaskStatus
+from oxi_core.roadmap import parse_roadmap
+from oxi_core.tasks import Task, TaskStatus
 from tests.conftest import load, roadmap, tick
 
 ITEMS = (("T1-1", "first", "a"), ("T1-2", "second", "b"), ("T2-3", "third", "c"))
@@ -134,3 +141,27 @@ def test_an_unreadable_stored_mark_means_one_full_diff(repo_factory) -> None:
     events = fresh.ledger.count_events()
     assert not tick(Engine(load(repo), capacity=lambda: 0)).ingested
     assert fresh.ledger.count_events() == events
+
+
+@given(st.lists(st.tuples(st.integers(1, 12), st.sampled_from(list(TaskStatus)), st.booleans()),
+                max_size=14, unique_by=lambda t: t[0]),
+       st.sets(st.integers(1, 12), max_size=8), st.sets(st.integers(1, 12), max_size=3))
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_full_pass_reads_fewer_tasks_but_decides_the_same(
+    tmp_path: Path, existing: list[tuple[int, TaskStatus, bool]], open_ids: set[int],
+    done_ids: set[int],
+) -> None:
+    # The full pass reads only the roadmap's ids and the open tasks: it must change exactly
+    # what a diff over every task would.
+    text = roadmap(*[(f"T1-{n}", f"title {n}", "s") for n in sorted(open_ids - done_ids)])
+    text += "\n## Done\n\n" + "".join(f"- T1-{n}\n" for n in sorted(done_ids))
+    parsed = parse_roadmap(text)
+    with Ledger(tmp_path / f"p-{secrets.token_hex(4)}.db") as ledger:
+        for n, status, in_roadmap in existing:
+            ledger.insert_task(Task(id=f"T1-{n}", tier=1, title=f"title {n}", status=status,
+                                    subtitle="s", in_roadmap=in_roadmap),
+                               event_type=ev.TASK_INGESTED, payload={})
+        expected = diff_roadmap(ledger.tasks(), parsed)
+        done = apply_ingest(ledger, parsed, digest="d")
+        assert sorted(map(repr, done.changes)) == sorted(map(repr, expected))

@@ -144,7 +144,11 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
     a pass that changes nothing writes nothing."""
     with ledger.transaction():
         if since is None:
-            changes = diff_roadmap(ledger.tasks(), roadmap)
+            # Every task the diff can change: the roadmap's ids and the open tasks (which its
+            # removal closes). Merged, done and abandoned history off the roadmap diffs to
+            # nothing, so it is not read.
+            named = [item.id for item in roadmap.items]
+            changes = diff_roadmap(ledger.tasks_named_or_in(named, CLOSED_BY_REMOVAL), roadmap)
         else:
             changed = ledger.tasks_changed_since(since)
             changes = diff_roadmap(changed, roadmap, only={task.id for task in changed})

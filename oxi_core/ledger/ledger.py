@@ -412,6 +412,18 @@ class Ledger:
             read = _task_reader(cursor.description)
         return [read(row) for row in rows]
 
+    def tasks_named_or_in(self, ids: Iterable[str], statuses: Iterable[str]) -> list[Task]:
+        """Tasks whose id is one of ``ids`` or whose status is one of ``statuses`` (ingest's
+        full pass: a roadmap's items and the open tasks, never the history behind them)."""
+        wanted = [str(s) for s in statuses]
+        sql = ("SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(?)) "  # noqa: S608
+               f"OR status IN ({','.join('?' * len(wanted))}) ORDER BY tier, position, id")
+        with self._lock:
+            cursor = self.conn.execute(sql, [json.dumps(sorted(set(ids))), *wanted])
+            rows = cursor.fetchall()
+            read = _task_reader(cursor.description)
+        return [read(row) for row in rows]
+
     def iter_tasks(self, statuses: Iterable[str], *, page: int = 32,
                    first_page: int | None = None) -> Iterator[Task]:
         """Tasks in priority order, read a page at a time: a caller that stops early (the
