@@ -21,6 +21,7 @@ import attrs
 from oxi_core import git
 from oxi_core.config import OxiConfig
 from oxi_core.engine.ingest import (
+    CLOSED_BY_REMOVAL,
     IngestChange,
     IngestMark,
     apply_ingest,
@@ -584,7 +585,9 @@ class Engine:
     def plan(self) -> dict[str, Any]:
         """What a tick would do, computed without writing anything."""
         roadmap = load_roadmap(self.config.paths.roadmap)
-        tasks = self.ledger.tasks()
+        # What ingest's full pass reads: every task a tick could change or dispatch.
+        tasks = self.ledger.tasks_named_or_in([item.id for item in roadmap.items],
+                                              CLOSED_BY_REMOVAL)
         changes = diff_roadmap(tasks, roadmap)
         by_id = {t.id: t for t in tasks}
         planned: list[Task] = [t for t in tasks if self.due(t)]
