@@ -417,9 +417,11 @@ def test_a_stalled_stream_is_transient_within_the_idle_timeout(contract: Contrac
 
 
 def test_a_slow_but_steady_stream_is_not_killed(contract: Contract) -> None:
-    stall_s = 1.5
-    answer = "slow and steady wins " * 3
-    reply = Reply(Text(answer), chunk_delay=0.3, delta_size=6)  # ~16 events, ~5 s in all
+    # The stall timeout must exceed the CLI's own start-up silence: claude 2.1.197 prints its
+    # first line 1.5-1.8 s after spawn on a slow day here (1.5 s made this test flaky).
+    stall_s = 4.0
+    answer = "slow and steady wins " * 6
+    reply = Reply(Text(answer), chunk_delay=0.45, delta_size=6)  # ~21 events, ~9.5 s in all
     done = contract.run(reply, stall_timeout_s=stall_s)
     assert done.result.classification is Classification.SUCCESS, done.result.reason
     assert done.result.final_text == answer

@@ -25,6 +25,8 @@ from oxi_core.models import parse_ts
 from oxi_core.tasks import Task, TaskStatus
 
 START_TIME_TOLERANCE_S = 0.05
+# SIGTERM to SIGKILL for an orphan: its work is discarded, and the tick waits for it.
+ORPHAN_KILL_GRACE_S = 1.0
 
 
 class Liveness(enum.StrEnum):
@@ -158,8 +160,9 @@ def reap_zombies(
         ):
             survivors = orphaned_group_members(task)
             if survivors:
-                # Nobody will record this work: stop what is left of the worker's group.
-                kill_group(task.worker_pgid)
+                # Nobody will record this work: stop what is left of the worker's group. A
+                # short grace: nothing of it is kept, and the tick waits meanwhile.
+                kill_group(task.worker_pgid, grace_s=ORPHAN_KILL_GRACE_S)
                 killed = task.worker_pgid
                 ledger.append(ev.ORPHAN_KILLED, task_id=task.id, payload={
                     "pgid": task.worker_pgid, "pid": task.worker_pid, "killed": survivors})
