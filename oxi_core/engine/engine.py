@@ -376,8 +376,9 @@ class Engine:
 
     def fetch_origin(self, max_age_s: float = FETCH_MAX_AGE_S) -> RemoteView:
         """Fetch the remote, unless this process did within ``max_age_s``: a burst of workers
-        starting together shares one fetch. Returns the remote's branches as fetched: new
-        worktrees start from its base commit, and a branch it has is continued."""
+        starting together shares one fetch. Returns the remote's branches as fetched: a branch
+        it has is continued, and a worktree whose clean HEAD is still its base commit changed
+        nothing."""
         with self._fetch_lock:
             if time.monotonic() - self._fetched_at < max_age_s:
                 return self._remote_view
