@@ -389,11 +389,7 @@ class Ledger:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            cursor = self.conn.execute(sql, params)
-            rows = cursor.fetchall()
-            read = _task_reader(cursor.description)
-        return [read(row) for row in rows]
+        return self._read_tasks(sql, params)
 
     def tasks_revision(self) -> tuple[int, int]:
         """(revision, deletions): moved by triggers whenever a task changes in a way ingest
@@ -405,12 +401,8 @@ class Ledger:
 
     def tasks_changed_since(self, revision: int) -> list[Task]:
         """Tasks whose ingest-relevant columns changed after ``revision`` (indexed)."""
-        with self._lock:
-            cursor = self.conn.execute(
-                "SELECT * FROM tasks WHERE revision > ? ORDER BY tier, position, id", (revision,))
-            rows = cursor.fetchall()
-            read = _task_reader(cursor.description)
-        return [read(row) for row in rows]
+        return self._read_tasks(
+            "SELECT * FROM tasks WHERE revision > ? ORDER BY tier, position, id", (revision,))
 
     def tasks_named_or_in(self, ids: Iterable[str], statuses: Iterable[str]) -> list[Task]:
         """Tasks whose id is one of ``ids`` or whose status is one of ``statuses`` (ingest's
@@ -418,8 +410,11 @@ class Ledger:
         wanted = [str(s) for s in statuses]
         sql = ("SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(?)) "  # noqa: S608
                f"OR status IN ({','.join('?' * len(wanted))}) ORDER BY tier, position, id")
+        return self._read_tasks(sql, [json.dumps(sorted(set(ids))), *wanted])
+
+    def _read_tasks(self, sql: str, params: Sequence[Any]) -> list[Task]:
         with self._lock:
-            cursor = self.conn.execute(sql, [json.dumps(sorted(set(ids))), *wanted])
+            cursor = self.conn.execute(sql, params)
             rows = cursor.fetchall()
             read = _task_reader(cursor.description)
         return [read(row) for row in rows]
