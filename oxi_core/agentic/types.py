@@ -118,6 +118,14 @@ class DispatchResult:
     def ok(self) -> bool:
         return self.classification is Classification.SUCCESS
 
+    def undercount_event(self) -> CanonicalEvent | None:
+        """The `system` event an adapter streams when ``cost_usd`` may be low, else None."""
+        if not self.budget_undercount:
+            return None
+        return CanonicalEvent(CanonicalKind.SYSTEM, {
+            "subtype": "budget_undercount", "reason": self.budget_undercount,
+            "cost_usd": self.cost_usd, "agent": self.agent}, self.session_id)
+
     def result_event(self) -> dict[str, Any]:
         """The canonical `result` event for this run, as the ledger records it."""
         return {

@@ -22,8 +22,6 @@ from oxi_claude.events import PROGRESS, ClaudeStream, build_result, normalize_us
 from oxi_core.agentic.callbacks import guarded_callbacks
 from oxi_core.agentic.runner import RunSpec, binary_version, build_env, run_streaming
 from oxi_core.agentic.types import (
-    CanonicalEvent,
-    CanonicalKind,
     DispatchRequest,
     DispatchResult,
     Usage,
@@ -197,17 +195,7 @@ class ClaudeCodeAdapter:
             log.warning(
                 "claude_non_json_lines", task_id=request.task_id, count=stream.run.non_json_lines
             )
-        if result.budget_undercount:
-            emit(
-                CanonicalEvent(
-                    CanonicalKind.SYSTEM,
-                    {
-                        "subtype": "budget_undercount",
-                        "reason": result.budget_undercount,
-                        "cost_usd": result.cost_usd,
-                        "agent": "claude",
-                    },
-                    result.session_id,
-                )
-            )
+        undercount = result.undercount_event()
+        if undercount is not None:
+            emit(undercount)
         return result

@@ -409,19 +409,9 @@ class CodexCliAdapter:
                 )
             )
             result = attrs.evolve(result, reason=f"{result.reason}; {note}".lstrip("; "))
-        if result.budget_undercount:
-            emit(
-                CanonicalEvent(
-                    CanonicalKind.SYSTEM,
-                    {
-                        "subtype": "budget_undercount",
-                        "reason": result.budget_undercount,
-                        "cost_usd": result.cost_usd,
-                        "agent": "codex",
-                    },
-                    result.session_id,
-                )
-            )
+        undercount = result.undercount_event()
+        if undercount is not None:
+            emit(undercount)
         return result
 
     @staticmethod
