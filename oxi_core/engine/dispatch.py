@@ -128,7 +128,7 @@ class Worker:
             self.fail(result.reason)
             await self._cleanup(tree.path, branch)
             return
-        await self._deliver(tree, branch)
+        await self._deliver(tree.path, branch)
 
     async def _hook(self, name: str, path: Any) -> HookOutcome:
         """Run an operator's worktree hook off the event loop (no thread when none is set)."""
@@ -294,9 +294,8 @@ class Worker:
 
     # -- delivering the work --------------------------------------------------------------
 
-    async def _deliver(self, tree: worktrees.Worktree, branch: str) -> None:
+    async def _deliver(self, path: Any, branch: str) -> None:
         task = self.task()
-        path = tree.path
         head, dirty = await asyncio.to_thread(git.head_and_dirty, path)
         if not dirty and head is not None and head == self._base_commit:
             # A clean tree whose HEAD is a commit the base branch had: nothing on top of it.

@@ -172,14 +172,19 @@ def unpushed_work(path: Path, *, branch: str, remote: str) -> str | None:
     return f"commits that exist only in this worktree (no {remote}/{branch})"
 
 
-def remove_worktree(
-    paths: RepoPaths, path: Path, *, branch: str, remote: str, force: bool = False,
-) -> str | None:
-    """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was."""
+def _check_removable(paths: RepoPaths, path: Path) -> None:
+    """Removal only ever touches a real folder directly under the worktrees folder."""
     base = paths.worktrees_dir
     if path.parent != base or not path.resolve().is_relative_to(base.resolve()):
         raise WorktreeError(f"refusing to remove {path}: outside {base}")
     _refuse_symlinks(paths, path)
+
+
+def remove_worktree(
+    paths: RepoPaths, path: Path, *, branch: str, remote: str, force: bool = False,
+) -> str | None:
+    """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was."""
+    _check_removable(paths, path)
     if not path.exists():
         git.git(["worktree", "prune"], paths.repo_root)
         return None
@@ -200,10 +205,7 @@ def remove_delivered_worktree(paths: RepoPaths, path: Path, *, branch: str, remo
     check run (which keeps such a tree and says why). ``seen_clean``: the caller's own
     `git status`, after the agent's process group was gone, found nothing uncommitted, so
     git need not look again."""
-    base = paths.worktrees_dir
-    if path.parent != base or not path.resolve().is_relative_to(base.resolve()):
-        raise WorktreeError(f"refusing to remove {path}: outside {base}")
-    _refuse_symlinks(paths, path)
+    _check_removable(paths, path)
     argv = ["worktree", "remove", *(["--force"] if seen_clean else []), str(path)]
     if path.exists() and git.git(argv, paths.repo_root, check=False).returncode == 0:
         return None
