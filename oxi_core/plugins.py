@@ -19,7 +19,7 @@ from oxi_core.entrypoints import canonical, entry_points
 
 ENTRY_POINT_GROUP = "oxi"
 BUILTIN_PLUGINS = ("oxi_core.builtins.hooks",)
-BUILTIN_DISTRIBUTION = "oxi"
+BUILTIN_DISTRIBUTION = "oxi-engine"
 
 
 class PluginInfo(NamedTuple):

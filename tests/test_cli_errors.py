@@ -119,7 +119,7 @@ def test_version_prints_the_installed_version() -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"oxi, version {__version__}"
-    assert __version__ == version("oxi")
+    assert __version__ == version("oxi-engine")
 
 
 def test_v3_help_lists_the_same_commands_as_the_top_level_help() -> None:

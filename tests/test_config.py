@@ -473,13 +473,13 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_accepts(tmp_path: Path)
     }
     instances = report["instances"]
     assert instances["agents"] == {
-        "script": {"type": "exec", "distribution": "oxi", "trust": "normal"}
+        "script": {"type": "exec", "distribution": "oxi-engine", "trust": "normal"}
     }
     assert instances["judges"] == {
-        "tests": {"type": "command", "distribution": "oxi", "trust": "normal"}
+        "tests": {"type": "command", "distribution": "oxi-engine", "trust": "normal"}
     }
     assert instances["forges"] == {
-        "local": {"type": "local", "distribution": "oxi", "trust": "normal"}
+        "local": {"type": "local", "distribution": "oxi-engine", "trust": "normal"}
     }
     assert again.returncode != 0
     assert "exists; pass --force" in again.stderr

@@ -136,7 +136,7 @@ def write_distribution(
             name = "{distribution}"
             version = "{version}"
             requires-python = ">=3.11"
-            dependencies = ["oxi"]
+            dependencies = ["oxi-engine"]
 
             [project.entry-points.oxi]
             {name} = "{package}.plugin"
@@ -255,7 +255,7 @@ def test_the_builtins_load_and_register_their_names(
     registry = get_registry()
 
     assert set(loaded.infos) == set(BUILTIN_PLUGINS)
-    assert all(info.builtin and info.distribution == "oxi" for info in loaded.infos.values())
+    assert all(info.builtin and info.distribution == "oxi-engine" for info in loaded.infos.values())
     assert {kind: registry.names(kind) for kind in BUILTIN_NAMES} == BUILTIN_NAMES
     assert registry.failures == []
 
@@ -272,7 +272,7 @@ def test_oxi_plugins_json_lists_the_builtins_distribution_version_hooks_and_name
         "plugins": [
             {
                 "builtin": True,
-                "distribution": "oxi",
+                "distribution": "oxi-engine",
                 "version": __version__,
                 "name": "oxi_core.builtins.hooks",
                 "hooks": [f"register_{kind}" for kind in sorted(BUILTIN_NAMES)],
@@ -297,7 +297,7 @@ def test_an_installed_plugin_is_listed_with_its_distribution_version_hooks_and_n
         "hooks": ["register_agents"],
         "registered": {"agents": ["mine"]},
     }
-    assert main_listing["plugins"][0]["distribution"] == "oxi"  # the built-ins come first
+    assert main_listing["plugins"][0]["distribution"] == "oxi-engine"  # the built-ins come first
 
 
 def test_an_installed_plugins_agent_is_built_from_oxi_toml_with_paths_relative_to_the_toml(
@@ -347,7 +347,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_others_still_load(
     listing = main_listing  # `oxi plugins --json` exited 0
 
     # The workspace's own plugins (oxi-claude, oxi-codex) are installed too; they load as well.
-    assert set(by_distribution(listing["plugins"])) >= {"oxi", "oxi-mine", "oxi-other"}
+    assert set(by_distribution(listing["plugins"])) >= {"oxi-engine", "oxi-mine", "oxi-other"}
     assert "oxi-broken" not in by_distribution(listing["plugins"])
     assert listing["failures"] == [
         {
@@ -367,14 +367,14 @@ def test_oxi_load_plugins_loads_only_the_named_plugin_and_the_builtins(
 ) -> None:
     listing = plugins_json([sites["main"]], OXI_LOAD_PLUGINS=wanted)
 
-    assert set(by_distribution(listing["plugins"])) == {"oxi", "oxi-mine"}
+    assert set(by_distribution(listing["plugins"])) == {"oxi-engine", "oxi-mine"}
     assert listing["failures"] == []
 
 
 def test_an_empty_oxi_load_plugins_loads_no_third_party_plugin(sites: dict[str, Path]) -> None:
     listing = plugins_json([sites["main"]], OXI_LOAD_PLUGINS="")
 
-    assert set(by_distribution(listing["plugins"])) == {"oxi"}
+    assert set(by_distribution(listing["plugins"])) == {"oxi-engine"}
     assert listing["failures"] == []
 
 
@@ -400,7 +400,7 @@ def test_a_hookimpl_that_matches_no_hook_is_reported(sites: dict[str, Path]) -> 
     [failure] = listing["failures"]
     assert failure["distribution"] == "oxi-typo"
     assert "register_agent" in failure["error"]
-    assert set(by_distribution(listing["plugins"])) == {"oxi"}
+    assert set(by_distribution(listing["plugins"])) == {"oxi-engine"}
 
 
 # -- registration ----------------------------------------------------------------------------
