@@ -115,6 +115,14 @@ class OxiConfig:
     roles: Roles
     worktree: WorktreeSettings
     context: RuntimeContext
+    # Plugins left unbuilt because a secret they need is not set ("kind.name" -> why), when
+    # loaded with secrets=False: fine for reading the ledger, never for running the engine.
+    unbuilt: Mapping[str, ConfigError] = attrs.field(factory=dict)
+
+    def require_secrets(self) -> None:
+        """Raise the first missing secret's error, if any plugin was left unbuilt."""
+        for error in self.unbuilt.values():
+            raise error
 
     def instance(self, kind: str, name: str) -> Any:
         return self.instances[kind][name]
@@ -422,8 +430,12 @@ def _resolve_annotations(cls: type[Any], *, file: str | None, table: str) -> dic
         ) from error
 
 
-def resolve_env(value: Any, *, file: str | None, table: str, key: str) -> Any:
-    """Replace every ``{ env = "NAME" }`` with the environment's value (and mark it secret)."""
+def resolve_env(value: Any, *, file: str | None, table: str, key: str,
+                unset: list[ConfigError] | None = None) -> Any:
+    """Replace every ``{ env = "NAME" }`` with the environment's value (and mark it secret).
+
+    A variable that is not set is an error, unless ``unset`` is given: then the error is added
+    to it (and the value is None), for a caller that will not use what needs it."""
     if isinstance(value, dict):
         if set(value) == {"env"}:
             name = value["env"]
@@ -432,17 +444,22 @@ def resolve_env(value: Any, *, file: str | None, table: str, key: str) -> Any:
                                   file=file, table=table, key=key)
             secret = os.environ.get(name)
             if secret is None:
-                raise ConfigError(
+                error = ConfigError(
                     f"environment variable {name} is not set",
                     file=file, table=table, key=key,
                     hint=f"export {name}=... before running oxi, or remove the key",
                 )
+                if unset is None:
+                    raise error
+                unset.append(error)
+                return None
             register_secret(secret)
             return secret
-        return {k: resolve_env(v, file=file, table=table, key=f"{key}.{k}" if key else k)
+        return {k: resolve_env(v, file=file, table=table, key=f"{key}.{k}" if key else k,
+                               unset=unset)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_env(v, file=file, table=table, key=key) for v in value]
+        return [resolve_env(v, file=file, table=table, key=key, unset=unset) for v in value]
     return value
 
 
@@ -450,9 +467,14 @@ def resolve_env(value: Any, *, file: str | None, table: str, key: str) -> Any:
 
 
 def load_config(
-    path: Path | None = None, *, cwd: Path | None = None, registry: Registry | None = None
+    path: Path | None = None, *, cwd: Path | None = None, registry: Registry | None = None,
+    secrets: bool = True,
 ) -> OxiConfig:
-    """Load oxi.toml (or the embedded defaults when there is none) and build every plugin."""
+    """Load oxi.toml (or the embedded defaults when there is none) and build every plugin.
+
+    ``secrets=False`` is for commands that only read the ledger or flip the killswitch: a
+    plugin whose ``{ env = ... }`` variable is not set is then left unbuilt (its error kept in
+    ``OxiConfig.unbuilt``) instead of failing the load; the engine refuses such a config."""
     from oxi_core.registry import get_registry
 
     registry = registry or get_registry()
@@ -475,7 +497,9 @@ def load_config(
                             config_dir=config_dir)
     paths = adapter.paths()
     policy = _load_policy(adapter.policy(), data.get("engine", {}), converter, file)
-    specs = {kind: _instance_specs(kind, data.get(kind, {}), registry, file)
+    unbuilt: dict[str, ConfigError] = {}
+    specs = {kind: _instance_specs(kind, data.get(kind, {}), registry, file,
+                                   unbuilt=None if secrets else unbuilt)
              for kind in KIND_HOOKS}
     roles = _load_roles(data.get("roles", {}), converter, file)
     shadow_env = os.environ.get("OXI_AGENTIC_SHADOW")
@@ -486,11 +510,11 @@ def load_config(
     context = RuntimeContext(paths, config_dir)
     instances = {
         kind: {name: _build(spec, registry, converter, file, context)
-               for name, spec in kind_specs.items()}
+               for name, spec in kind_specs.items() if f"{kind}.{name}" not in unbuilt}
         for kind, kind_specs in specs.items()
     }
     return OxiConfig(config_path, config_dir, adapter, paths, policy, specs, instances, roles,
-                     worktree, context)
+                     worktree, context, unbuilt)
 
 
 def _load_adapter(
@@ -580,8 +604,11 @@ def _load_policy(
 
 
 def _instance_specs(
-    kind: str, table: Mapping[str, Any], registry: Registry, file: str | None
+    kind: str, table: Mapping[str, Any], registry: Registry, file: str | None, *,
+    unbuilt: dict[str, ConfigError] | None = None,
 ) -> dict[str, InstanceSpec]:
+    """Each configured instance; with ``unbuilt``, one whose secret is not set is noted there
+    (by "kind.name") instead of failing."""
     specs: dict[str, InstanceSpec] = {}
     for name, body in table.items():
         where = f"{kind}.{name}"
@@ -612,9 +639,12 @@ def _instance_specs(
         if trust not in TRUST_LEVELS:
             raise ConfigError(f"expected one of {', '.join(TRUST_LEVELS)}",
                               file=file, table=where, key="trust")
-        specs[name] = InstanceSpec(kind, name, type_name,
-                                   resolve_env(kwargs, file=file, table=where, key="kwargs"),
-                                   trust, registration.distribution)
+        unset: list[ConfigError] | None = None if unbuilt is None else []
+        resolved = resolve_env(kwargs, file=file, table=where, key="kwargs", unset=unset)
+        if unset and unbuilt is not None:
+            unbuilt[where] = unset[0]
+        specs[name] = InstanceSpec(kind, name, type_name, resolved, trust,
+                                   registration.distribution)
     return specs
 
 

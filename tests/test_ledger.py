@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from oxi_core import log
 from oxi_core.errors import IllegalTransition, LedgerError
-from oxi_core.ledger import Ledger, NewEvent, driver
+from oxi_core.ledger import Ledger, NewEvent, Verbatim, driver
 from oxi_core.ledger import events as ev
 from oxi_core.ledger.migrations import MIGRATIONS, apply_migrations
 from oxi_core.models import isoformat
@@ -464,6 +464,42 @@ def test_secrets_in_free_text_task_columns_are_redacted_in_the_stored_row(
     assert task.last_error == f"setup hook failed: curl: 401 for {log.REDACTED}"
     assert task.critic_reasons == f"leaked {log.REDACTED} in config.py"
     assert task.branch == "oxi/T1-1-task-state-docs"  # identifiers are stored as given
+
+
+def test_every_text_a_writer_binds_is_redacted_but_names_and_roadmap_text_round_trip(
+    ledger: Ledger,
+) -> None:
+    # Issue 9 (6b): a session id is text from outside like any other, and so is what a plugin
+    # writes with its own SQL inside a transaction; the write path redacts them all.
+    key = "sk-ant-api03-" + secrets.token_urlsafe(32)
+    # A title whose slug looks like a key: the roadmap's text and the branch made from it are
+    # stored as they are (ingest compares them; a merge reads the branch back).
+    title = "wrap sk-learn-pipelines-and-estimators"
+    ledger.insert_task(Task(id="T1-1", tier=1, title=title, status=S.PLANNED,
+                            files_touched=("src/sk-learn-pipelines-glue.py",)),
+                       event_type=ev.TASK_INGESTED, payload={})
+    branch = "oxi/T1-1-wrap-sk-learn-pipelines-and-estimators"
+    ledger.claim("T1-1", event_type=ev.TASK_CLAIMED, payload={}, branch=branch)
+    ledger.update_task("T1-1", event_type=ev.DISPATCH_RESULT, session_id=f"run-{key}")
+    ledger.append(ev.AGENT_EVENT, task_id="T1-1", session_id=key)
+    ledger.append_many([NewEvent(ev.AGENT_EVENT, "T1-1", session_id=f"s {key}")])
+    with ledger.transaction() as conn:
+        conn.execute("INSERT INTO pull_requests (number, task_id, branch, base, title, body, "
+                     "state, created_at, updated_at) VALUES (1, 'T1-1', ?, 'main', ?, ?, "
+                     "'open', 'now', 'now')", (Verbatim(branch), title, f"token {key}"))
+
+    dump = "\n".join(repr(row) for table in ("tasks", "events", "pull_requests")
+                     for row in ledger.conn.execute(f"SELECT * FROM {table}"))
+    assert key not in dump
+    task = ledger.task("T1-1")
+    assert task is not None
+    assert task.session_id == f"run-{log.REDACTED}"
+    assert (task.title, task.branch, task.files_touched) == (
+        title, branch, ("src/sk-learn-pipelines-glue.py",))
+    assert [e.session_id for e in ledger.events() if e.session_id] == [
+        f"run-{log.REDACTED}", log.REDACTED, f"s {log.REDACTED}"]
+    assert ledger.query("SELECT branch, body FROM pull_requests") == [
+        (branch, f"token {log.REDACTED}")]
 
 
 @pytest.mark.parametrize("before", ["\n", "\t", "é", "\x01", " ", "="])

@@ -18,6 +18,7 @@ import attrs
 
 from oxi_core import git
 from oxi_core.errors import OxiError
+from oxi_core.ledger import Verbatim, stored_json
 from oxi_core.models import PullRequest, PullRequestState
 from oxi_core.protocols import PluginContext
 from oxi_core.repolock import repo_lock
@@ -119,17 +120,19 @@ class LocalForge:
         head = found[1]
         files = git.changed_files(found[0], head, self.origin)
         ledger = self.context.ledger
-        now = ledger.now_iso()
+        # Names and times stay as they are; the title and body are redacted on the way in.
+        now, branch_name = Verbatim(ledger.now_iso()), Verbatim(branch)
         with ledger.transaction() as conn:
             row = conn.execute(
-                "SELECT number FROM pull_requests WHERE branch = ? AND state = 'open'", (branch,)
+                "SELECT number FROM pull_requests WHERE branch = ? AND state = 'open'",
+                (branch_name,),
             ).fetchone()
             if row is not None:
                 number = int(row[0])
                 conn.execute(
                     "UPDATE pull_requests SET head_sha = ?, files = ?, title = ?, body = ?, "
                     "updated_at = ? WHERE number = ?",
-                    (head, json.dumps(files), title, body, now, number),
+                    (Verbatim(head), stored_json(files), title, body, now, number),
                 )
             else:
                 number = int(conn.execute(
@@ -138,8 +141,8 @@ class LocalForge:
                     "INSERT INTO pull_requests (number, task_id, branch, base, title, body, "
                     "state, head_sha, files, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?)",
-                    (number, task_id, branch, self.base, title, body, head, json.dumps(files),
-                     now, now),
+                    (number, Verbatim(task_id), branch_name, Verbatim(self.base), title, body,
+                     Verbatim(head), stored_json(files), now, now),
                 )
         git.git(["update-ref", f"refs/pull/{number}/head", head], self.origin)
         return self.get_pr(number)
@@ -173,7 +176,7 @@ class LocalForge:
                 raise OxiError(f"no pull request #{number} in the local forge")
             comments = [*json.loads(row[0]), {"at": ledger.now_iso(), "body": body}]
             conn.execute("UPDATE pull_requests SET comments = ? WHERE number = ?",
-                         (json.dumps(comments), number))
+                         (stored_json(comments), number))
 
     def comments(self, number: int) -> list[str]:
         rows = self.context.ledger.query("SELECT comments FROM pull_requests WHERE number = ?",
@@ -183,11 +186,14 @@ class LocalForge:
     def _set(self, number: int, **fields: Any) -> None:
         ledger = self.context.ledger
         assignments = ", ".join(f"{name} = ?" for name in fields)
+        # A state and a commit are names; a closing reason is text from outside (redacted).
+        values = [Verbatim(value) if name in ("state", "merged_sha") else value
+                  for name, value in fields.items()]
         with ledger.transaction() as conn:
             conn.execute(
                 f"UPDATE pull_requests SET {assignments}, updated_at = ? "  # noqa: S608
                 "WHERE number = ?",
-                (*fields.values(), ledger.now_iso(), number),
+                (*values, Verbatim(ledger.now_iso()), number),
             )
 
     @contextmanager

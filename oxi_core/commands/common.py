@@ -17,13 +17,17 @@ class CliState:
         self.config_path = config_path
         self._config: OxiConfig | None = None
 
-    def config(self) -> OxiConfig:
+    def config(self, *, secrets: bool = True) -> OxiConfig:
+        """The loaded config. ``secrets=False``: for commands that only read the ledger or flip
+        the killswitch, which must work when an agent's key is not in the environment."""
         if self._config is None:
             from oxi_core import log
             from oxi_core.config import load_config
 
             log.configure(level=os.environ.get("OXI_LOG_LEVEL", "info"))
-            self._config = load_config(self.config_path)
+            self._config = load_config(self.config_path, secrets=secrets)
+        if secrets:
+            self._config.require_secrets()
         return self._config
 
 

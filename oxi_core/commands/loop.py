@@ -63,7 +63,7 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.ledger import Ledger
         from oxi_core.status import status_report
 
-        config = state.config()
+        config = state.config(secrets=False)
         report = status_report(Ledger(config.paths.ledger), recent=recent)
         if as_json:
             emit_json(report)
@@ -99,7 +99,7 @@ def add_commands(cli: click.Group) -> None:
 
         from oxi_core.ledger import Ledger
 
-        ledger = Ledger(state.config().paths.ledger)
+        ledger = Ledger(state.config(secrets=False).paths.ledger)
         events = list(reversed(ledger.events(newest_first=True, limit=count)))
         for event in events:
             if as_json:
@@ -120,7 +120,7 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.ledger import Ledger
         from oxi_core.ledger import events as ev
 
-        ledger = Ledger(state.config().paths.ledger)
+        ledger = Ledger(state.config(secrets=False).paths.ledger)
         ledger.state_set(PAUSED_KEY, ledger.now_iso(), event_type=ev.ENGINE_PAUSED)
         click.echo("paused: tick and saturate dispatch nothing until `oxi resume`")
 
@@ -132,7 +132,7 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.ledger import Ledger
         from oxi_core.ledger import events as ev
 
-        ledger = Ledger(state.config().paths.ledger)
+        ledger = Ledger(state.config(secrets=False).paths.ledger)
         ledger.state_set(PAUSED_KEY, None, event_type=ev.ENGINE_RESUMED)
         click.echo("resumed")
 
@@ -149,7 +149,7 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.ledger import events as ev
         from oxi_core.tasks import TaskStatus
 
-        ledger = Ledger(state.config().paths.ledger)
+        ledger = Ledger(state.config(secrets=False).paths.ledger)
         moved = ledger.transition(task_id, TaskStatus.PLANNED, event_type=ev.TASK_RELEASED,
                                   payload={"by": "operator"}, expect=[TaskStatus.HELD],
                                   budget_released=True, held_reason=None)
@@ -166,7 +166,7 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.ledger import events as ev
         from oxi_core.tasks import TaskStatus
 
-        ledger = Ledger(state.config().paths.ledger)
+        ledger = Ledger(state.config(secrets=False).paths.ledger)
         moved = ledger.transition(task_id, TaskStatus.PLANNED,
                                   event_type=ev.TASK_RETRY_REQUESTED, payload={"by": "operator"},
                                   expect=[TaskStatus.FAILED, TaskStatus.ABANDONED], attempts=0,
@@ -221,7 +221,7 @@ def add_daemon_commands(cli: click.Group) -> None:
         """How many workers this host can take now: RAM, CPU load, plan tier, ceiling."""
         from oxi_core.engine.probe import recommend_concurrency
 
-        policy = state.config().policy
+        policy = state.config(secrets=False).policy
         recommendation = recommend_concurrency(ceiling=ceiling or policy.max_concurrent,
                                                plan_tier=policy.plan_tier)
         if as_json:
@@ -252,7 +252,7 @@ def add_shadow_commands(cli: click.Group) -> None:
         from oxi_core.agentic.shadow import shadow_report
         from oxi_core.ledger import Ledger
 
-        report = shadow_report(Ledger(state.config().paths.ledger), pairs=pairs)
+        report = shadow_report(Ledger(state.config(secrets=False).paths.ledger), pairs=pairs)
         if as_json:
             emit_json(report)
             return

@@ -10,7 +10,7 @@ from oxi_core.commands.common import CliState, emit_json, pass_state
 
 
 def _roadmap_path(state: CliState, file: Path | None) -> Path:
-    return file if file is not None else state.config().paths.roadmap
+    return file if file is not None else state.config(secrets=False).paths.roadmap
 
 
 def _default_ref(repo: Path, remote: str, base: str) -> str:
@@ -78,7 +78,7 @@ def add_commands(cli: click.Group) -> None:
         """Remove items whose T-id appears in a substantive merged commit on main."""
         from oxi_core.roadmap import prunable_ids, remove_items
 
-        config = state.config()
+        config = state.config(secrets=False)
         path = config.paths.roadmap
         base = ref or _default_ref(config.paths.repo_root, config.policy.remote,
                                    config.policy.base_branch)

@@ -108,6 +108,7 @@ class Engine:
         self, config: OxiConfig, *, clock: Clock | None = None, ledger: Ledger | None = None,
         capacity: Callable[[], int] | None = None,
     ) -> None:
+        config.require_secrets()  # a config loaded for reading only cannot run agents
         self.config = config
         self.clock = clock or utcnow
         if ledger is None:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from oxi_core.ledger.ledger import Ledger, NewEvent
+from oxi_core.ledger.ledger import Ledger, NewEvent, Verbatim, stored_json
 
-__all__ = ["Ledger", "NewEvent"]
+__all__ = ["Ledger", "NewEvent", "Verbatim", "stored_json"]

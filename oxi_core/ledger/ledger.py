@@ -32,11 +32,55 @@ Clock = Callable[[], datetime]
 TASK_COLUMNS = frozenset(field.name for field in attrs.fields(Task))
 _FIELD_NAMES = {name: name for name in TASK_COLUMNS}
 _JSON_TASK_COLUMNS = frozenset({"files_touched"})
-# Columns that hold text from outside (agent output, critic replies, errors): redacted like
-# event payloads. Identifiers (branch, worktree, ids) are left exactly as they are.
-_FREE_TEXT_TASK_COLUMNS = frozenset(
-    {"last_error", "critic_reasons", "held_reason", "deferred_reason", "last_event"}
+# Task columns stored exactly as given: names and times oxi made itself, and the roadmap's own
+# text (committed in the repository, and compared by ingest, so it must round-trip). Every
+# other text column (errors, critic replies, session ids, ...) is redacted.
+_VERBATIM_TASK_COLUMNS = frozenset(
+    {"id", "status", "title", "subtitle", "section", "files_touched", "branch", "worktree",
+     "agent", "model", "worker_host", "last_progress_at", "last_deferred_at", "retry_due_at",
+     "created_at", "updated_at"}
 )
+_INSERT_EVENT = ("INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
+                 "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+class Verbatim(str):
+    """Text a writer's own SQL stores as it is (through ``Ledger.transaction()``): names and
+    times it made itself, or JSON already redacted as JSON (``stored_json``). Any other text it
+    binds is redacted."""
+
+    __slots__ = ()
+
+
+def _stored(params: Sequence[Any] | Mapping[str, Any]) -> Any:
+    """Bound parameters as the ledger stores them: plain text redacted, the rest as it is."""
+    if isinstance(params, Mapping):
+        return {key: redact_text(value) if type(value) is str else value
+                for key, value in params.items()}
+    return [redact_text(value) if type(value) is str else value for value in params]
+
+
+class WritePath:
+    """The connection as ``Ledger.transaction()`` hands it out: every text bound to a
+    statement is redacted unless it is ``Verbatim``, so what a plugin writes with its own SQL
+    (the local forge's pull requests) is covered like the ledger's own columns."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        return self._conn.execute(sql, _stored(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self._conn.executemany(sql, [_stored(row) for row in rows])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def stored_json(value: Any) -> Verbatim:
+    """``value`` as compact JSON for a ledger column, redacted as JSON (it stays readable)."""
+    return Verbatim(_redact_json(json.dumps(_jsonable(value), separators=(",", ":"))))
 
 
 @attrs.frozen
@@ -128,6 +172,14 @@ def _payload_jsons(payloads: Iterable[Mapping[str, Any] | None]) -> list[str]:
     return texts
 
 
+def _session_ids(values: Sequence[str | None]) -> Sequence[str | None]:
+    """Session ids come from agents: redacted like any text from outside (one look first)."""
+    present = [value for value in values if value]
+    if not present or not may_hold_secret("\n".join(present)):
+        return values
+    return [None if value is None else redact_text(value) for value in values]
+
+
 
 def _task(values: dict[str, Any]) -> Task:
     values["status"] = TaskStatus(values["status"])
@@ -181,6 +233,9 @@ class Ledger:
             ) from error
         self.conn: Any = conn
         self.conn.row_factory = None
+        # Writers outside this module get the WritePath, which redacts what they bind.
+        self._writer = WritePath(conn)
+        driver.sqlite_module().register_adapter(Verbatim, str)  # bound without adapter lookups
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -214,8 +269,16 @@ class Ledger:
     # -- transactions ---------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """One write transaction (BEGIN IMMEDIATE); nested calls join the outer one."""
+    def transaction(self) -> Iterator[WritePath]:
+        """One write transaction (BEGIN IMMEDIATE); nested calls join the outer one. What it
+        yields redacts every text bound to a statement unless it is ``Verbatim``."""
+        with self._transaction():
+            yield self._writer
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """The same transaction, yielding the raw connection: this module's own statements,
+        whose text columns it has redacted one by one already."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -249,37 +312,21 @@ class Ledger:
         cost_usd: float = 0.0,
         payload: Mapping[str, Any] | None = None,
     ) -> int:
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    self.now_iso(),
-                    type,
-                    task_id,
-                    session_id,
-                    float(cost_usd),
-                    _payload_json(payload),
-                ),
-            )
-            event_id: int = cursor.lastrowid
-            return event_id
+        with self._transaction() as conn:
+            return self._insert_event(conn, type, task_id, session_id, cost_usd, payload)
 
     def append_many(self, events: Iterable[NewEvent]) -> int:
         """Append a batch in one transaction; all land or none do. Returns how many."""
         ts = self.now_iso()
         batch = list(events)
         payloads = _payload_jsons(e.payload for e in batch)
+        sessions = _session_ids([e.session_id for e in batch])
         rows = [
-            (ts, e.type, e.task_id, e.session_id, float(e.cost_usd), payload)
-            for e, payload in zip(batch, payloads, strict=True)
+            (ts, e.type, e.task_id, session, float(e.cost_usd), payload)
+            for e, session, payload in zip(batch, sessions, payloads, strict=True)
         ]
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        with self._transaction() as conn:
+            conn.executemany(_INSERT_EVENT, rows)
         return len(rows)
 
     def events(
@@ -443,7 +490,7 @@ class Ledger:
         values["created_at"] = now
         values["updated_at"] = now
         columns = ", ".join(values)
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 f"INSERT INTO tasks ({columns}) VALUES ({', '.join('?' * len(values))})",  # noqa: S608
                 list(values.values()),
@@ -467,7 +514,7 @@ class Ledger:
             raise ValueError("use transition() to change a task's status")
         if session_id is not None:
             fields.setdefault("session_id", session_id)
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             self._update(conn, task_id, fields, cost_usd)
             if event_type is not None:
                 self._insert_event(conn, event_type, task_id, session_id, cost_usd, payload)
@@ -489,7 +536,7 @@ class Ledger:
         With ``expect``, the move only happens when the current status is one of those, and
         None is returned otherwise (someone else moved the task first).
         """
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             row = conn.execute("SELECT status FROM tasks WHERE id = ?", (task_id,)).fetchone()
             if row is None:
                 raise LedgerError(
@@ -514,7 +561,7 @@ class Ledger:
         assignments, values = self._assignments(
             {**fields, "status": str(TaskStatus.DISPATCHED), "last_progress_at": now}
         )
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             cursor = conn.execute(
                 f"UPDATE tasks SET {assignments}, attempts = attempts + 1, updated_at = ? "  # noqa: S608
                 "WHERE id = ? AND (status = 'planned' OR "
@@ -543,7 +590,7 @@ class Ledger:
         event_type: str | None = None,
         payload: Mapping[str, Any] | None = None,
     ) -> None:
-        with self.transaction() as conn:
+        with self._transaction() as conn:
             if value is None:
                 conn.execute("DELETE FROM engine_state WHERE key = ?", (key,))
             else:
@@ -567,9 +614,10 @@ class Ledger:
         cost_usd: float,
         payload: Mapping[str, Any] | None,
     ) -> int:
+        if session_id:
+            session_id = redact_text(session_id)
         cursor = conn.execute(
-            "INSERT INTO events (ts, type, task_id, session_id, cost_usd, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            _INSERT_EVENT,
             (self.now_iso(), type, task_id, session_id, float(cost_usd), _payload_json(payload)),
         )
         event_id: int = cursor.lastrowid
@@ -607,7 +655,7 @@ class Ledger:
                 value = int(bool(value))
             elif isinstance(value, TaskStatus):
                 value = str(value)
-            elif name in _FREE_TEXT_TASK_COLUMNS and isinstance(value, str):
+            elif isinstance(value, str) and name not in _VERBATIM_TASK_COLUMNS:
                 value = redact_text(value)
             values[name] = value
         return values
