@@ -624,14 +624,23 @@ def _touches_more_than(repo: Path, sha: str, roadmap_path: str) -> bool:
 
 def find_prunable(repo: Path, roadmap_text: str, ref: str = "main", *,
                   roadmap_path: str = ROADMAP_FILE) -> list[PruneMatch]:
-    """Open items named by a substantive commit reachable from ``ref``, in roadmap order.
+    """Open items named by a substantive commit reachable from ``ref``, in roadmap order."""
+    wanted = [item.id for item in parse_roadmap(roadmap_text).open_items]
+    return find_merged(repo, wanted, ref, roadmap_path=roadmap_path)
+
+
+def find_merged(repo: Path, wanted: Sequence[str], ref: str = "main", *,
+                roadmap_path: str = ROADMAP_FILE) -> list[PruneMatch]:
+    """The ids of ``wanted`` that a substantive commit reachable from ``ref`` names, in the
+    order given, each with the oldest such commit.
 
     Substantive (docs/roadmap-format.md): not a merge (at most one parent), touching a file
     other than ``roadmap_path``, and neither a revert nor reverted. The id must appear in the
     message as a whole token.
     """
+    if not wanted:
+        return []
     roadmap_path = PurePosixPath(roadmap_path).as_posix().removeprefix("./")
-    wanted = [item.id for item in parse_roadmap(roadmap_text).open_items]
     commits = _history(repo, ref)
     reverted = {match for c in commits for match in _REVERTS.findall(c.message)}
     found: dict[str, _Commit] = {}

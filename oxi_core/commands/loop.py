@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -112,6 +113,53 @@ def add_commands(cli: click.Group) -> None:
                 click.echo(f"#{event.id} {event.ts} {event.type} {event.task_id or '-'}{cost} "
                            f"{json.dumps(event.payload, sort_keys=True)[:160]}")
 
+    @ledger_group.command(name="backup")
+    @click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+    @pass_state
+    def ledger_backup(state: CliState, dest: Path) -> None:
+        """Copy the ledger to DEST, consistently, even while oxi runs."""
+        from oxi_core.ledger import Ledger
+
+        if dest.exists():
+            raise click.ClickException(f"{dest} exists; a backup never overwrites a file")
+        with Ledger(state.config(secrets=False).paths.ledger) as ledger:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            ledger.backup(dest)
+            events, tasks = ledger.count_events(), len(ledger.tasks())
+        click.echo(f"backed up {ledger.path} to {dest} ({events} events, {tasks} tasks); "
+                   f"`oxi ledger restore {dest}` puts it back")
+
+    @ledger_group.command(name="restore")
+    @click.argument("backup", type=click.Path(path_type=Path, dir_okay=False))
+    @click.option("--force", is_flag=True,
+                  help="Replace a ledger that still holds events (they are lost).")
+    @pass_state
+    def ledger_restore(state: CliState, backup: Path, force: bool) -> None:
+        """Replace the ledger with BACKUP (written by `oxi ledger backup`). Stop oxi first."""
+        from oxi_core.engine.pidfile import PidFile
+        from oxi_core.errors import LedgerError
+        from oxi_core.ledger import Ledger
+        from oxi_core.ledger.backup import restore
+
+        paths = state.config(secrets=False).paths
+        if not force:
+            try:
+                with Ledger(paths.ledger) as current:
+                    held = current.count_events()
+            except LedgerError:
+                held = 0  # empty, replaced or unreadable: what a restore is for
+            if held:
+                raise click.ClickException(
+                    f"{paths.ledger} holds {held} events, which the restore would lose; "
+                    "back it up first (`oxi ledger backup PATH`), then pass --force")
+        daemon = PidFile(paths.saturate_pid)
+        daemon.acquire()  # refuses while `oxi saturate` runs; keeps one from starting meanwhile
+        try:
+            restore(backup, paths.ledger)
+        finally:
+            daemon.release()
+        click.echo(f"restored {paths.ledger} from {backup}")
+
     @cli.command(name="pause")
     @pass_state
     def pause_command(state: CliState) -> None:
@@ -181,6 +229,9 @@ def _print_plan(plan: dict[str, Any]) -> None:
                + (" (PAUSED)" if plan["paused"] else ""))
     for change in plan["ingest"]:
         click.echo(f"ingest: {change['kind']} {change['task']}")
+    for merged in plan["merged_on_base"]:
+        click.echo(f"merged on {merged['on']}: {merged['task']} (commit {merged['commit'][:12]}); "
+                   "recorded as merged, never dispatched")
     for warning in plan["warnings"]:
         click.echo(f"warning: {warning}")
     for entry in plan["dispatch"]:

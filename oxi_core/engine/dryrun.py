@@ -7,21 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from oxi_core.config import OxiConfig
-from oxi_core.ledger import Ledger, driver
-
-
-def snapshot_ledger(source: Path, dest: Path) -> None:
-    """Copy a consistent snapshot through a read-only connection (SQLite's backup API)."""
-    sqlite = driver.sqlite_module()
-    src = sqlite.connect(f"file:{source}?mode=ro", uri=True)
-    try:
-        dst = sqlite.connect(str(dest))
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-    finally:
-        src.close()
+from oxi_core.ledger import Ledger
+from oxi_core.ledger.backup import refuse_lost_or_foreign, snapshot
 
 
 def dry_run_plan(config: OxiConfig) -> dict[str, Any]:
@@ -29,8 +16,9 @@ def dry_run_plan(config: OxiConfig) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="oxi-dry-run-") as folder:
         copy = Path(folder) / "oxi.db"
+        refuse_lost_or_foreign(config.paths.ledger)  # the copy would look new
         if config.paths.ledger.exists():
-            snapshot_ledger(config.paths.ledger, copy)
+            snapshot(config.paths.ledger, copy)
         ledger = Ledger(copy)
         try:
             config.context.use_ledger(ledger)

@@ -22,6 +22,7 @@ from oxi_core import git
 from oxi_core.config import OxiConfig
 from oxi_core.engine.ingest import (
     CLOSED_BY_REMOVAL,
+    BaseMerges,
     IngestChange,
     IngestMark,
     apply_ingest,
@@ -30,7 +31,7 @@ from oxi_core.engine.ingest import (
 )
 from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
 from oxi_core.engine.state import EngineState
-from oxi_core.errors import OxiError, RoadmapError
+from oxi_core.errors import GitError, OxiError, RoadmapError
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger
@@ -45,7 +46,13 @@ from oxi_core.models import (
     utcnow,
 )
 from oxi_core.repolock import repo_lock
-from oxi_core.roadmap import Roadmap, load_roadmap, parse_roadmap, read_roadmap_text
+from oxi_core.roadmap import (
+    Roadmap,
+    find_merged,
+    load_roadmap,
+    parse_roadmap,
+    read_roadmap_text,
+)
 from oxi_core.tasks import Task, TaskStatus
 
 Clock = Callable[[], datetime]
@@ -239,13 +246,39 @@ class Engine:
                 return roadmap
             if deleted == mark.deleted:  # a deleted task needs the whole diff
                 since = mark.revision
-        done = apply_ingest(self.ledger, roadmap, digest=digest, since=since)
+        # Items the ledger has never seen may have landed without it (a new ledger, a merge by
+        # hand): a full pass looks on the base branch first. (An incremental pass reads the same
+        # roadmap bytes as before, so it has no new items.)
+        merged = self.merged_on_base(roadmap, fetch=True) if since is None else None
+        done = apply_ingest(self.ledger, roadmap, digest=digest, since=since, merged=merged)
         report.ingested = done.changes
         self._ingested = done.mark
         for change in report.ingested:
             if change.kind == "abandoned":
                 self._on_abandoned(change.task_id)
         return roadmap
+
+    def merged_on_base(self, roadmap: Roadmap, *, fetch: bool) -> BaseMerges | None:
+        """The roadmap's open items the ledger does not know and the base branch has merged
+        (a substantive commit names them, as for `oxi roadmap prune`); None when every item is
+        known. ``fetch``: look at the remote as it is now, else as last fetched."""
+        unknown = [item.id for item in roadmap.open_items]
+        known = self.ledger.known_ids(unknown)
+        unknown = [task_id for task_id in unknown if task_id not in known]
+        if not unknown:
+            return None
+        policy, root = self.config.policy, self.config.paths.repo_root
+        if fetch:
+            try:
+                self.fetch_origin()
+            except GitError as error:  # work from the last fetch; dispatch will fail loudly
+                self.log.warning("fetch_failed", error=str(error))
+        ref = f"{policy.remote}/{policy.base_branch}"
+        if git.rev_parse(ref, root) is None:
+            return BaseMerges(ref)  # nothing merged yet (a new remote)
+        relative = self.config.paths.roadmap.relative_to(root).as_posix()
+        found = find_merged(root, unknown, ref, roadmap_path=relative)
+        return BaseMerges(ref, {match.item_id: match for match in found})
 
     def _note_warnings(self, report: TickReport, warnings: list[str], event_type: str) -> None:
         """Log warnings every tick, but record them only when they change (idle ticks write
@@ -593,7 +626,11 @@ class Engine:
         changes = diff_roadmap(tasks, roadmap)
         by_id = {t.id: t for t in tasks}
         planned: list[Task] = [t for t in tasks if self.due(t)]
+        merged = self.merged_on_base(roadmap, fetch=False)  # a dry run fetches nothing
+        merged_ids = merged.matches if merged is not None else {}
         for change in changes:
+            if change.kind == "new" and change.task_id in merged_ids:
+                continue
             if change.kind in ("new", "reopened"):
                 base = by_id.get(change.task_id)
                 fields = {**change.fields}
@@ -619,7 +656,11 @@ class Engine:
                     state = attrs.evolve(state, in_flight=(*state.in_flight, task))
             would.append(entry)
         return {
-            "ingest": [{"kind": c.kind, "task": c.task_id} for c in changes],
+            "ingest": [{"kind": c.kind, "task": c.task_id} for c in changes
+                       if not (c.kind == "new" and c.task_id in merged_ids)],
+            "merged_on_base": [
+                {"task": task_id, "on": merged.ref, "commit": match.commit}
+                for task_id, match in merged_ids.items()] if merged is not None else [],
             "warnings": [f"line {w.line}: {w.message}" for w in roadmap.warnings],
             "dispatch": would,
             "paused": self.paused(),

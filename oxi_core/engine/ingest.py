@@ -8,18 +8,32 @@ read at all closes nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
-from oxi_core.roadmap import Roadmap, RoadmapItem
+from oxi_core.roadmap import PruneMatch, Roadmap, RoadmapItem
 from oxi_core.tasks import OPEN_STATUSES, Task, TaskStatus
 
 # Statuses an item's removal from the roadmap closes as abandoned.
 CLOSED_BY_REMOVAL = OPEN_STATUSES
+
+
+@attrs.frozen
+class BaseMerges:
+    """Roadmap ids the base branch has merged (a substantive commit names each) that the
+    ledger did not know: ingest records them as merged, so they are never dispatched."""
+
+    ref: str  # e.g. "origin/main"
+    matches: Mapping[str, PruneMatch] = attrs.field(factory=dict)
+
+    def payload(self, task_id: str) -> dict[str, Any]:
+        match = self.matches[task_id]
+        return {"on": self.ref, "commit": match.commit, "subject": match.subject,
+                "reason": f"{self.ref} has merged it already (a ledger that did not know)"}
 
 
 @attrs.frozen
@@ -135,7 +149,7 @@ def stored_mark(ledger: Ledger) -> IngestMark | None:
 
 
 def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
-                 since: int | None = None) -> IngestPass:
+                 since: int | None = None, merged: BaseMerges | None = None) -> IngestPass:
     """Diff and apply in one transaction, so two engines ingesting at once agree.
 
     With ``since`` (a revision at which the roadmap with this ``digest`` was ingested), only
@@ -153,18 +167,21 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
             changed = ledger.tasks_changed_since(since)
             changes = diff_roadmap(changed, roadmap, only={task.id for task in changed})
         for change in changes:
-            _apply(ledger, change)
+            _apply(ledger, change, merged)
         mark = IngestMark(digest, *ledger.tasks_revision())
         if digest and (changes or getattr(stored_mark(ledger), "digest", None) != digest):
             ledger.state_set(INGEST_MARK_KEY, mark.to_json())
         return IngestPass(changes, mark)
 
 
-def _apply(ledger: Ledger, change: IngestChange) -> None:
+def _apply(ledger: Ledger, change: IngestChange, merged: BaseMerges | None = None) -> None:
     if change.kind == "new":
         task = Task(id=change.task_id, status=TaskStatus.PLANNED, **change.fields)
         ledger.insert_task(task, event_type=ev.TASK_INGESTED,
                            payload={"title": task.title, "tier": task.tier})
+        if merged is not None and task.id in merged.matches:
+            ledger.transition(task.id, TaskStatus.MERGED, event_type=ev.TASK_MERGED,
+                              payload=merged.payload(task.id))
     elif change.kind == "updated":
         ledger.update_task(change.task_id, event_type=ev.TASK_UPDATED,
                            payload={"changed": sorted(change.fields)}, **change.fields)

@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 
 from oxi_core.errors import LedgerError
-from oxi_core.ledger import driver
-from oxi_core.ledger.migrations import apply_migrations
+from oxi_core.ledger import backup, driver
+from oxi_core.ledger.migrations import MIGRATIONS, apply_migrations, pending_migrations
 from oxi_core.log import may_hold_secret, redact_text
 from oxi_core.models import Event, isoformat, parse_ts, utcnow
 from oxi_core.tasks import Task, TaskStatus, check_transition
@@ -221,9 +221,19 @@ class Ledger:
         self.clock = clock
         conn: Any = None
         try:
+            # Before connecting: connecting writes (WAL mode), and an emptied ledger or someone
+            # else's database must be left as it is.
+            backup.refuse_lost_or_foreign(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = driver.connect(str(self.path))
+            pending = pending_migrations(conn)
+            if pending and len(pending) < len(MIGRATIONS):  # a ledger about to change shape
+                backup.backup_before_migrating(conn, self.path, pending[0])
             apply_migrations(conn)
+        except LedgerError:
+            if conn is not None:
+                conn.close()
+            raise
         except Exception as error:  # the driver's own error types vary
             if conn is not None:
                 conn.close()
@@ -238,6 +248,12 @@ class Ledger:
         driver.sqlite_module().register_adapter(Verbatim, str)  # bound without adapter lookups
         self._lock = threading.RLock()
         self._depth = 0
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the ledger in the new file ``dest``, taken while it is in use
+        (SQLite's online backup API)."""
+        with self._lock:
+            backup.copy_database(self.conn, dest)
 
     @classmethod
     def open(cls, path: Path, *, clock: Clock = utcnow) -> Ledger:
@@ -458,6 +474,14 @@ class Ledger:
         sql = ("SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(?)) "  # noqa: S608
                f"OR status IN ({','.join('?' * len(wanted))}) ORDER BY tier, position, id")
         return self._read_tasks(sql, [json.dumps(sorted(set(ids))), *wanted])
+
+    def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` the ledger has a task for (one indexed read)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(set(ids))),)).fetchall()
+        return {row[0] for row in rows}
 
     def _read_tasks(self, sql: str, params: Sequence[Any]) -> list[Task]:
         with self._lock:

@@ -186,6 +186,14 @@ def m008_spend_by_hour(conn: Any) -> None:
                  f"WHEN OLD.cost_usd != 0 OR NEW.cost_usd != 0 BEGIN {remove} {add} END")
 
 
+def pending_migrations(conn: Any) -> list[str]:
+    """The migrations this ledger has not had, in order (all of them for a new file)."""
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").fetchone()
+    applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")} if known else set()
+    return [name for name, _fn in MIGRATIONS if name not in applied]
+
+
 def apply_migrations(conn: Any) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction. Returns their names."""
     conn.execute(
