@@ -69,6 +69,8 @@ class Policy:
     heartbeat_timeout_s: float = 1800.0
     agent_timeout_s: float = 3600.0
     stall_timeout_s: float = 300.0
+    # Silence allowed before an agent's first line, instead of stall_timeout_s.
+    startup_timeout_s: float = 120.0
     hook_timeout_s: float = 600.0
     tick_interval_s: float = 30.0
     # The provider plan's concurrent-session limit (see engine/probe.py): free, pro, max, team,

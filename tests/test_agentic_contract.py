@@ -424,6 +424,40 @@ def test_a_stalled_stream_is_transient_within_the_idle_timeout(contract: Contrac
     assert done.elapsed_s < stall_s + 12
 
 
+def wrapped(contract: Contract, name: str, before: str, after: str) -> str:
+    """The real CLI run between two shell snippets (``--version`` passes straight through)."""
+    found = contract.driver.binary()
+    assert found is not None
+    wrapper = contract.tmp / f"{name}-{contract.name}"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$1" in --version) exec "{found}" "$@";; esac\n'
+        f'{before}\n"{found}" "$@"\nstatus=$?\n{after}\nexit $status\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_a_complete_result_then_silence_is_a_success_not_a_stall(contract: Contract) -> None:
+    # The CLI printed its whole, successful result and then hung (open handles, a child it
+    # waits on): the stall timeout kills it, but the work is done and paid for.
+    lingering = wrapped(contract, "lingering", "", "exec sleep 120")
+    done = contract.run(Text("all done"), binary=lingering, stall_timeout_s=2.0)
+    assert done.result.classification is Classification.SUCCESS, done.result.reason
+    assert done.result.final_text == "all done"
+    assert done.result.usage.total > 0 and done.result.cost_usd > 0
+    assert done.elapsed_s < 2.0 + 20
+
+
+def test_a_slow_start_is_not_a_stall(contract: Contract) -> None:
+    # Six CLIs starting at once on two CPUs can each be silent for longer than the stall
+    # timeout before their first request: start-up has its own allowance.
+    slow_start = wrapped(contract, "slow-start", "sleep 4", "")
+    done = contract.run(Text("started late"), binary=slow_start, stall_timeout_s=1.5)
+    assert done.result.classification is Classification.SUCCESS, done.result.reason
+    assert done.result.final_text == "started late"
+    assert done.elapsed_s > 4
+
+
 def test_a_slow_but_steady_stream_is_not_killed(contract: Contract) -> None:
     # The stall timeout must exceed the CLI's own start-up silence: claude 2.1.197 prints its
     # first line 1.5-1.8 s after spawn on a slow day here (1.5 s made this test flaky).

@@ -199,6 +199,25 @@ def test_the_stall_timeout_kills_a_silent_group_grandchildren_too(tmp_path: Path
     assert wait_gone(int(pid_file.read_text()))
 
 
+def test_start_up_silence_has_its_own_allowance_then_the_stall_timeout_holds(
+    tmp_path: Path,
+) -> None:
+    late = child(tmp_path, "time.sleep(2)\nprint('up', flush=True)\ntime.sleep(0.2)\n")
+    outcome, lines = run(spec(tmp_path, late, timeout_s=30, stall_timeout_s=0.5,
+                              startup_timeout_s=10))
+    assert (outcome.killed, outcome.exit_code, lines) == (False, 0, ["up"])
+    never = child(tmp_path, "time.sleep(60)\n", name="never.py")
+    outcome, lines = run(spec(tmp_path, never, timeout_s=30, stall_timeout_s=0.5,
+                              startup_timeout_s=1.5))
+    assert outcome.stalled and not outcome.started and lines == []
+    assert 1.5 <= outcome.duration_s < 8
+    # Once it has spoken, silence is measured against the stall timeout alone.
+    quiet = child(tmp_path, "print('up', flush=True)\ntime.sleep(60)\n", name="quiet.py")
+    outcome, _ = run(spec(tmp_path, quiet, timeout_s=30, stall_timeout_s=0.5,
+                          startup_timeout_s=20))
+    assert outcome.stalled and outcome.started and outcome.duration_s < 8
+
+
 def test_an_agent_that_keeps_printing_is_never_killed_for_idleness(tmp_path: Path) -> None:
     script = child(
         tmp_path,

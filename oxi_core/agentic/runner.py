@@ -2,7 +2,9 @@
 
 argv only (never a shell), its own process group, an allow-listed environment, stdin closed,
 stdout and stderr drained concurrently with a bounded line length, a wall-clock timeout and an
-idle (stall) timeout that terminate and then kill the whole group.
+idle (stall) timeout that terminate and then kill the whole group. Until its first line a CLI
+is starting (loading, reading its configuration), not stalled: that silence is measured
+against a start-up allowance of its own.
 """
 
 from __future__ import annotations
@@ -67,7 +69,13 @@ class RunSpec:
     env: Mapping[str, str]
     timeout_s: float = 3600.0
     stall_timeout_s: float = 300.0
+    # The longest silence before the first line (never less than the stall timeout).
+    startup_timeout_s: float = 120.0
     line_limit: int = LINE_LIMIT
+
+    def idle_limit_s(self, started: bool) -> float:
+        return self.stall_timeout_s if started else max(self.stall_timeout_s,
+                                                         self.startup_timeout_s)
 
 
 @attrs.frozen
@@ -82,10 +90,19 @@ class RunOutcome:
     spawn_error: str | None = None
     stderr_tail: str = ""
     stdout_tail: str = ""
+    started: bool = True  # it printed a line (a stall before that is a start-up that never ended)
+    idle_limit_s: float = 0.0  # the silence that ended a stalled run
 
     @property
     def killed(self) -> bool:
         return self.timed_out or self.stalled or self.line_too_long or self.cancelled
+
+    def stall_reason(self, stall_timeout_s: float = 0.0) -> str:
+        """Why a stalled run was stopped, in the words every adapter uses."""
+        limit = self.idle_limit_s or stall_timeout_s
+        if not self.started:
+            return f"stalled: no output within the start-up allowance of {limit:g} s"
+        return f"stalled: no output for {limit:g} s"
 
 
 LineCallback = Callable[[str], None]
@@ -151,7 +168,7 @@ async def kill_group_async(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
 
 async def _drain(
     stream: asyncio.StreamReader, on_line: LineCallback | None, tail: deque[str],
-    activity: list[float], too_long: asyncio.Event,
+    activity: list[float], too_long: asyncio.Event, spoke: asyncio.Event,
 ) -> None:
     while True:
         try:
@@ -166,6 +183,7 @@ async def _drain(
         if not raw:
             return
         activity[0] = time.monotonic()
+        spoke.set()
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         tail.append(line)
         if on_line is not None and line:
@@ -186,6 +204,9 @@ async def run_streaming(
     Never raises for the child's behaviour: a spawn failure, timeout, stall, over-long line
     or cancellation is reported in the RunOutcome, and the whole process group is gone when
     this returns.
+
+    Until the child prints its first line (stdout or stderr) the idle limit is
+    ``spec.startup_timeout_s``; from then on ``spec.stall_timeout_s``.
 
     ``idle_exempt``, when given, is asked once the stall timeout runs out: True means the agent
     is in a phase its own idle guard covers (Codex waiting on a model stream it watches with
@@ -216,22 +237,27 @@ async def run_streaming(
     stdout_tail: deque[str] = deque(maxlen=50)
     stderr_tail: deque[str] = deque(maxlen=50)
     activity = [time.monotonic()]
+    spoke = asyncio.Event()  # the first line arrived: start-up is over
     line_too_long = asyncio.Event()
     readers = [
         asyncio.ensure_future(_drain(proc.stdout, on_stdout, stdout_tail, activity,
-                                     line_too_long)),
+                                     line_too_long, spoke)),
         asyncio.ensure_future(_drain(proc.stderr, on_stderr, stderr_tail, activity,
-                                     line_too_long)),
+                                     line_too_long, spoke)),
     ]
     too_long_waiter = asyncio.ensure_future(line_too_long.wait())
+    # Wakes the loop at the first line, when the idle limit drops to the stall timeout.
+    spoke_waiter = asyncio.ensure_future(spoke.wait())
     waiter = asyncio.ensure_future(proc.wait())
     cancel_waiter = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
     timed_out = stalled = too_long = cancelled = False
+    stall_limit = 0.0
     try:
         while True:
             now = time.monotonic()
             wall_left = spec.timeout_s - (now - started)
-            idle_left = spec.stall_timeout_s - (now - activity[0])
+            stall_limit = spec.idle_limit_s(spoke.is_set())
+            idle_left = stall_limit - (now - activity[0])
             if wall_left <= 0:
                 timed_out = True
                 break
@@ -242,6 +268,8 @@ async def run_streaming(
                 stalled = True
                 break
             pending = {waiter, too_long_waiter, *(r for r in readers if not r.done())}
+            if not spoke_waiter.done():
+                pending.add(spoke_waiter)
             if cancel_waiter is not None:
                 pending.add(cancel_waiter)
             done, _ = await asyncio.wait(
@@ -268,7 +296,8 @@ async def run_streaming(
         await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
         # A line that was still in the buffer when the child exited counts too.
         too_long = too_long or line_too_long.is_set()
-        for task in (*readers, too_long_waiter, *([cancel_waiter] if cancel_waiter else [])):
+        for task in (*readers, too_long_waiter, spoke_waiter,
+                     *([cancel_waiter] if cancel_waiter else [])):
             task.cancel()
         for task in readers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -283,4 +312,6 @@ async def run_streaming(
         cancelled=cancelled,
         stderr_tail="\n".join(stderr_tail),
         stdout_tail="\n".join(stdout_tail),
+        started=spoke.is_set(),
+        idle_limit_s=stall_limit if stalled else 0.0,
     )

@@ -75,6 +75,9 @@ class DispatchRequest:
     max_cost_usd: float | None = None
     timeout_s: float = 3600.0
     stall_timeout_s: float = 300.0
+    # Silence allowed before the CLI's first line (it is still starting), instead of the stall
+    # timeout: many CLIs starting at once on a small host take long to say anything.
+    startup_timeout_s: float = 120.0
     resume_session_id: str | None = None
     on_event: EventCallback | None = attrs.field(default=None, eq=False, repr=False)
     # Called once with (pid, process group id) as soon as the agent process exists, so the

@@ -87,6 +87,7 @@ class ExecAgent:
                 argv=tuple(self.argv), cwd=request.worktree, env=env,
                 timeout_s=min(self.timeout_s, request.timeout_s),
                 stall_timeout_s=min(self.stall_timeout_s, request.stall_timeout_s),
+                startup_timeout_s=request.startup_timeout_s,
             )
             outcome = await run_streaming(spec, on_stdout=on_line, on_spawn=spawned,
                                           cancel=request.cancel)
@@ -110,7 +111,8 @@ class ExecAgent:
         if outcome.line_too_long:
             return DispatchResult(Classification.FAILED, "output line over 1 MB", **common)
         if outcome.stalled:
-            return DispatchResult(Classification.RETRYABLE_TRANSIENT, "stalled", **common)
+            return DispatchResult(Classification.RETRYABLE_TRANSIENT, outcome.stall_reason(),
+                                  **common)
         if outcome.timed_out:
             return DispatchResult(Classification.RETRYABLE_TRANSIENT, "timed out", **common)
         if outcome.cancelled:

@@ -182,6 +182,7 @@ class Worker:
             task_id=task.id, prompt=prompt, worktree=tree_path,
             max_cost_usd=self.policy.task_cap_for(task.model),
             timeout_s=self.policy.agent_timeout_s, stall_timeout_s=self.policy.stall_timeout_s,
+            startup_timeout_s=self.policy.startup_timeout_s,
             on_event=self._on_event, on_spawn=self._on_spawn, cancel=self.cancel,
         )
         watcher = asyncio.create_task(self._watch_for_cancel())

@@ -180,6 +180,7 @@ class ClaudeCodeAdapter:
             env=self.env(),
             timeout_s=request.timeout_s,
             stall_timeout_s=request.stall_timeout_s,
+            startup_timeout_s=request.startup_timeout_s,
         )
         outcome = await run_streaming(
             spec, on_stdout=on_line, on_spawn=spawned, cancel=request.cancel

@@ -399,7 +399,12 @@ def _stderr_line(outcome: RunOutcome) -> str:
 def classify(
     run: ClaudeRun, outcome: RunOutcome, *, stall_timeout_s: float = 0.0, timeout_s: float = 0.0
 ) -> tuple[Classification, str, dict[str, Any]]:
-    """(classification, reason, extra DispatchResult fields) for a finished run."""
+    """(classification, reason, extra DispatchResult fields) for a finished run.
+
+    A complete ``result`` line decides over how the process ended: a CLI that printed its
+    whole result and then hung until the stall or wall-clock timeout did its work (and was
+    paid for). Only a spawn failure, an over-long line and cancellation come first.
+    """
     C = Classification
     if outcome.spawn_error:
         return C.FAILED, f"cannot start claude: {outcome.spawn_error}", {}
@@ -407,13 +412,13 @@ def classify(
         return C.FAILED, "claude printed a line over 1 MB; the run was stopped", {}
     if outcome.cancelled:
         return C.FAILED, "cancelled", {}
-    if outcome.stalled:
-        return C.RETRYABLE_TRANSIENT, f"stalled: no output for {stall_timeout_s:g} s", {}
-    if outcome.timed_out:
-        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
-    if outcome.exit_code == 130:
-        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
     result = run.result
+    if result is None and outcome.stalled:
+        return C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s), {}
+    if result is None and outcome.timed_out:
+        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
+    if result is None and outcome.exit_code == 130:
+        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
     if result is None:
         code = outcome.exit_code
         if code is None or code < 0 or code in SIGNAL_EXITS:

@@ -257,11 +257,37 @@ def test_other_exit_without_a_result_fails_with_stderr() -> None:
 
 
 @pytest.mark.parametrize(
+    "outcome",
+    [exited(None, stalled=True), exited(None, timed_out=True), exited(130), exited(-15)],
+)
+def test_a_complete_result_decides_however_the_process_ended(outcome: RunOutcome) -> None:
+    run = feed(*lines("system_init", "assistant_text", "result_success"))
+    result = build_result(run, outcome, stall_timeout_s=5)
+    assert result.classification is Classification.SUCCESS, result.reason
+    assert result.cost_source is CostSource.PROVIDER and result.cost_usd > 0
+    assert result.budget_undercount is None
+
+
+@pytest.mark.parametrize(
     ("outcome", "classification", "reason"),
     [
         (exited(None, stalled=True), Classification.RETRYABLE_TRANSIENT, "stalled: no output"),
         (exited(None, timed_out=True), Classification.RETRYABLE_TRANSIENT, "timed out"),
         (exited(130), Classification.RETRYABLE_TRANSIENT, "interrupted (exit 130)"),
+    ],
+)
+def test_without_a_result_line_the_runner_outcome_decides(
+    outcome: RunOutcome, classification: Classification, reason: str
+) -> None:
+    result = build_result(feed(*lines("system_init", "assistant_text")), outcome,
+                          stall_timeout_s=5)
+    assert result.classification is classification
+    assert reason in result.reason
+
+
+@pytest.mark.parametrize(
+    ("outcome", "classification", "reason"),
+    [
         (exited(None, line_too_long=True), Classification.FAILED, "over 1 MB"),
         (exited(None, cancelled=True), Classification.FAILED, "cancelled"),
         (

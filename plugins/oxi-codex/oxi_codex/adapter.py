@@ -352,6 +352,7 @@ class CodexCliAdapter:
             env=self.env(),
             timeout_s=request.timeout_s,
             stall_timeout_s=request.stall_timeout_s,
+            startup_timeout_s=request.startup_timeout_s,
         )
         try:
             outcome = await run_streaming(

@@ -442,7 +442,11 @@ def classify(
     stall_timeout_s: float = 0.0,
     timeout_s: float = 0.0,
 ) -> Verdict:
-    """(classification, reason, extra DispatchResult fields) for a finished run."""
+    """(classification, reason, extra DispatchResult fields) for a finished run.
+
+    A finished turn (``turn.completed`` or ``turn.failed``) decides over how the process ended:
+    codex hanging after its last line until the stall or wall-clock timeout did its work.
+    """
     C = Classification
     if outcome.spawn_error:
         return C.FAILED, f"cannot start codex: {outcome.spawn_error}", {}
@@ -459,21 +463,21 @@ def classify(
         )
     if outcome.cancelled:
         return C.FAILED, "cancelled", {}
-    if outcome.stalled:
-        return C.RETRYABLE_TRANSIENT, f"stalled: no output for {stall_timeout_s:g} s", {}
-    if outcome.timed_out:
-        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
-    code = outcome.exit_code
-    if code == 130:
-        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
     if run.failure is not None:
         return classify_failure(run.failure)
-    if code == 0 and run.completed_turns:
+    if run.completed_turns:
         done = actions if actions is not None else run.actions
         if sandboxed and done and not any(action.ok for action in done):
             listed = "; ".join(action.detail for action in done[:5])
             return C.FAILED, (f"every tool call was refused by the sandbox or failed: {listed}"), {}
         return C.SUCCESS, "", {}
+    if outcome.stalled:
+        return C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s), {}
+    if outcome.timed_out:
+        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
+    code = outcome.exit_code
+    if code == 130:
+        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
     if code != 0 and run.errors:
         return classify_failure(run.errors[-1])
     if code is None or code < 0 or code in SIGNAL_EXITS:
