@@ -48,6 +48,9 @@ class GateDecision:
 class VerdictKind(enum.StrEnum):
     APPROVE = "APPROVE"
     REJECT = "REJECT"
+    # The judge could not judge (its model unreachable, its answer unreadable): never an
+    # approval, and no reason to redo the work either; the pull request waits for a person.
+    ABSTAIN = "ABSTAIN"
 
 
 @attrs.frozen
@@ -116,6 +119,16 @@ class Candidate:
 
 @attrs.frozen
 class InferenceResult:
+    """One non-agentic model call's answer and what it cost.
+
+    ``cost_source`` says where ``cost_usd`` came from: ``gateway`` (LiteLLM's
+    ``x-litellm-response-cost`` header), ``provider`` (the provider's own figure in the body:
+    OpenRouter's ``usage.cost``, xAI's ``usage.cost_in_usd_ticks``), ``rate_card`` (tokens x
+    ``defaults/rates.yaml``) or ``unknown``. ``cost_note`` is set when the figure is not the
+    one the caller was charged (a rate-card estimate, an unknown price), so budgets read it
+    with care.
+    """
+
     text: str
     model: str
     cost_usd: float
@@ -123,6 +136,7 @@ class InferenceResult:
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
+    cost_note: str = ""
 
 
 @attrs.frozen

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from oxi_core import __version__, hookspecs
 from oxi_core.cli import cli
 from oxi_core.errors import PluginError
-from oxi_core.hookspecs import hookimpl
+from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 from oxi_core.plugins import BUILTIN_PLUGINS, LoadedPlugins, PluginInfo, load_plugins, reset_plugins
 from oxi_core.registry import build_registry, get_registry
 
@@ -36,6 +36,7 @@ BUILTIN_NAMES = {
     "agents": ["exec"],
     "forges": ["local"],
     "gates": ["budget", "file_overlap"],
+    "inference": ["litellm"],
     "judges": ["command"],
     "notifiers": ["log", "webhook"],
 }
@@ -50,7 +51,7 @@ from typing import Any
 import attrs
 
 from oxi_core.agentic.types import DispatchRequest, DispatchResult, Usage
-from oxi_core.hookspecs import hookimpl
+from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 from oxi_core.models import Classification
 
 
@@ -83,7 +84,7 @@ def register_agents(register):
 OTHER_PLUGIN = """
 import attrs
 
-from oxi_core.hookspecs import hookimpl
+from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 
 
 @attrs.define
@@ -102,7 +103,7 @@ raise RuntimeError("the broken plugin cannot start")
 """
 
 FORK_PLUGIN = """
-from oxi_core.hookspecs import hookimpl
+from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 
 
 @hookimpl
@@ -111,7 +112,7 @@ def register_gates(register):
 """
 
 TYPO_PLUGIN = """
-from oxi_core.hookspecs import hookimpl
+from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 
 
 @hookimpl
@@ -275,7 +276,7 @@ def test_oxi_plugins_json_lists_the_builtins_distribution_version_hooks_and_name
                 "distribution": "oxi-engine",
                 "version": __version__,
                 "name": "oxi_core.builtins.hooks",
-                "hooks": [f"register_{kind}" for kind in sorted(BUILTIN_NAMES)],
+                "hooks": sorted(KIND_HOOKS[kind] for kind in BUILTIN_NAMES),
                 "registered": BUILTIN_NAMES,
             }
         ],

@@ -45,3 +45,10 @@ def register_forges(register: Register) -> None:
     from oxi_core.builtins.local_forge import LocalForge
 
     register("local", LocalForge)
+
+
+@hookimpl
+def register_inference_targets(register: Register) -> None:
+    from oxi_core.inference.litellm import LiteLLMTarget
+
+    register("litellm", LiteLLMTarget)

@@ -733,6 +733,13 @@ class ScriptedModelServer(abc.ABC):
         """:attr:`base_url` plus the API's path prefix (e.g. ``/v1`` for OpenAI clients)."""
         return self.base_url + self.api_prefix
 
+    def load_script(self, script: Script | Iterable[StepLike]) -> None:
+        """Answer the next turns from *script*, from its first step (the request log stays).
+        For a server shared by several tests behind a slow-starting client such as a proxy."""
+        with self._lock:
+            self.script = _script(script)
+            self._next_step = 0
+
     # -- the request log ----------------------------------------------------------------------
 
     @property
