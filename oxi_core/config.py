@@ -507,6 +507,7 @@ def load_config(
         roles = attrs.evolve(roles, shadow=shadow_env)
     roles = _resolve_roles(roles, specs, registry, file)
     worktree = _load_worktree(data.get("worktree", {}), converter, file)
+    check_heartbeat(policy, worktree, file)
     context = RuntimeContext(paths, config_dir)
     instances = {
         kind: {name: _build(spec, registry, converter, file, context)
@@ -601,6 +602,35 @@ def _load_policy(
         raise ConfigError("expected a positive number of dollars", file=file, table="engine",
                           key="budget_per_day_usd")
     return policy
+
+
+# A heartbeat lease must outlast the longest silence a live worker may keep by this factor.
+HEARTBEAT_MARGIN = 2.0
+
+
+def longest_silence(policy: Policy, worktree: WorktreeSettings) -> tuple[str, float]:
+    """The longest a live worker may legitimately go without a heartbeat, and what sets it:
+    a worktree hook's timeout, the agent's start-up allowance or its stall timeout."""
+    candidates = [("[engine] stall_timeout_s", policy.stall_timeout_s),
+                  ("[engine] startup_timeout_s", policy.startup_timeout_s)]
+    candidates += [(f"[worktree.hooks.{name}] timeout_s", hook.timeout_s)
+                   for name, hook in worktree.hooks.items()]
+    return max(candidates, key=lambda candidate: candidate[1])
+
+
+def check_heartbeat(policy: Policy, worktree: WorktreeSettings, file: str | None) -> None:
+    """heartbeat_timeout_s must be well above the longest legal silence: a lease that expires
+    sooner makes another host reap a claim whose worker is alive, and run its task twice."""
+    what, silence = longest_silence(policy, worktree)
+    needed = HEARTBEAT_MARGIN * silence
+    if policy.heartbeat_timeout_s < needed:
+        raise ConfigError(
+            f"heartbeat_timeout_s = {policy.heartbeat_timeout_s:g} s is not well above the "
+            f"longest a live worker may stay silent: {what} = {silence:g} s",
+            file=file, table="engine", key="heartbeat_timeout_s",
+            hint=f"set heartbeat_timeout_s to at least {needed:g} s (twice that), or lower "
+                 "that timeout",
+        )
 
 
 def _instance_specs(

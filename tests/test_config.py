@@ -483,3 +483,40 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_accepts(tmp_path: Path)
     }
     assert again.returncode != 0
     assert "exists; pass --force" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml_text", "says"),
+    [
+        (  # the fault-injection config: the hook outlives the heartbeat
+            '[engine]\nheartbeat_timeout_s = 2\nstall_timeout_s = 1\nstartup_timeout_s = 1\n'
+            '[worktree.hooks]\nafter_create = { argv = ["sleep", "6"], timeout_s = 30 }\n',
+            ["heartbeat_timeout_s = 2 s is not well above",
+             "[worktree.hooks.after_create] timeout_s = 30 s",
+             "set heartbeat_timeout_s to at least 60 s (twice that), or lower that timeout"],
+        ),
+        (
+            "[engine]\nheartbeat_timeout_s = 500\n",  # the defaults: stall 300 s, start-up 120 s
+            ["heartbeat_timeout_s = 500 s is not well above", "[engine] stall_timeout_s = 300 s",
+             "at least 600 s"],
+        ),
+        (
+            "[engine]\nheartbeat_timeout_s = 300\nstall_timeout_s = 60\nstartup_timeout_s = 200\n",
+            ["[engine] startup_timeout_s = 200 s", "at least 400 s"],
+        ),
+    ],
+)
+def test_a_heartbeat_timeout_not_well_above_the_longest_legal_silence_is_refused(
+    tmp_path: Path, toml_text: str, says: list[str]
+) -> None:
+    # A live worker may be silent that long (a hook, a CLI starting, a quiet agent): a
+    # heartbeat that expires sooner makes another host reap a live claim.
+    toml = write_toml(tmp_path, toml_text)
+    assert_one_line_error(toml, table="engine", key="heartbeat_timeout_s", says=says)
+    result = run_oxi("--config", str(toml), "tick")
+    assert result.returncode == ConfigError.exit_code and "heartbeat_timeout_s" in result.stderr
+    fine = write_toml(tmp_path / "fine", toml_text.replace(
+        "heartbeat_timeout_s = 2\n", "heartbeat_timeout_s = 60\n").replace(
+        "heartbeat_timeout_s = 500\n", "heartbeat_timeout_s = 600\n").replace(
+        "heartbeat_timeout_s = 300\n", "heartbeat_timeout_s = 400\n"))
+    assert load_config(fine, registry=probe_registry()).policy.heartbeat_timeout_s >= 60

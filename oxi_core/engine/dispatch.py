@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 
 HEARTBEAT_MIN_INTERVAL_S = 1.0
 CANCEL_POLL_S = 1.0
+# The worker renews its lease (the heartbeat) this often while no agent runs: an eighth of
+# heartbeat_timeout_s, between these bounds.
+LEASE_BEATS_PER_TIMEOUT = 8
+LEASE_INTERVAL_BOUNDS_S = (0.25, 30.0)
+
+
+def lease_interval_s(heartbeat_timeout_s: float) -> float:
+    low, high = LEASE_INTERVAL_BOUNDS_S
+    return min(high, max(low, heartbeat_timeout_s / LEASE_BEATS_PER_TIMEOUT))
 NO_CHANGES = "no changes: the agent reported success but left no commit and no diff"
 
 
@@ -78,6 +87,9 @@ class Worker:
         self._turns = 0
         self._fresh = False
         self._base_commit: str | None = None
+        # What the worker is doing, for its lease beats while no agent speaks for it.
+        self._phase = "worktree"
+        self._agent_running = False
 
     def task(self) -> Task:
         task = self.ledger.task(self.task_id)
@@ -85,6 +97,27 @@ class Worker:
         return task
 
     async def run(self) -> None:
+        """The task from worktree to delivery, renewing its lease all the while."""
+        lease = asyncio.create_task(self._keep_lease())
+        try:
+            await self._run()
+        finally:
+            lease.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lease
+
+    async def _keep_lease(self) -> None:
+        """Beat while no agent does (creating the worktree, hooks, pushing): another host
+        judges this claim by its heartbeat alone."""
+        interval = lease_interval_s(self.policy.heartbeat_timeout_s)
+        while True:
+            await asyncio.sleep(interval)
+            if not self._agent_running:
+                self.ledger.update_task(self.task_id, event_type=None,
+                                        last_progress_at=self.ledger.now_iso(),
+                                        last_event=self._phase)
+
+    async def _run(self) -> None:
         task = self.task()
         branch = worktrees.branch_name(task.id, task.title)
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
@@ -108,7 +141,12 @@ class Worker:
                                             "before_run")
             return
 
-        result = await self._invoke(task, tree.path)
+        self._phase = "agent"
+        try:
+            result = await self._invoke(task, tree.path)
+        finally:
+            self._agent_running = False
+            self._phase = "delivering"
 
         after = await self._hook("after_run", tree.path)
         if not after.ok:
@@ -135,7 +173,11 @@ class Worker:
         hook = self.config.worktree.hooks.get(name)
         if hook is None:
             return HookOutcome(name, True, 0, "")
-        return await asyncio.to_thread(run_hook, name, hook, path)
+        previous, self._phase = self._phase, f"hook:{name}"
+        try:
+            return await asyncio.to_thread(run_hook, name, hook, path)
+        finally:
+            self._phase = previous
 
     def _locked(self) -> Any:
         return repo_lock(self.paths.state_dir).hold()
@@ -196,6 +238,7 @@ class Worker:
                 await watcher
 
     def _on_spawn(self, pid: int, pgid: int) -> None:
+        self._agent_running = True  # from now on its events are the heartbeat
         self.ledger.update_task(
             self.task_id, event_type=ev.WORKER_STARTED,
             payload={"pid": pid, "pgid": pgid, "host": self.engine.host},

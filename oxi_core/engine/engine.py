@@ -314,6 +314,7 @@ class Engine:
         report.reaped = reap_zombies(
             self.ledger, now=self.clock(), timeout_s=self.config.policy.heartbeat_timeout_s,
             host=self.host, skip=frozenset(self.workers),
+            own=(self.supervisor_pid, self.supervisor_started_at),
         )
         for reaped in report.reaped:
             self.notify_last(ev.ZOMBIE_REAPED, reaped.task_id)

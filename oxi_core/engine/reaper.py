@@ -1,9 +1,16 @@
 """The heartbeat reaper: dispatched tasks whose worker is gone go back to planned.
 
 ``liveness`` is the one place that decides whether a dispatched task's worker is alive. A
-worker records its host, pid, process group and start time, and its supervisor's pid and start
-time; a pid is only "the same process" when its start time matches too, so a reused pid is
-never mistaken for the worker. On another host's claim only the heartbeat lease counts.
+claim records its host and its supervisor's pid and start time; the agent's pid, process group
+and start time follow once it runs. A pid is only "the same process" when its start time
+matches too, so a reused pid is never mistaken for the worker.
+
+On this host the supervisor decides: while it lives, it will record the task's result, so the
+claim is live however old its heartbeat (it may be creating the worktree, running a slow hook,
+or waiting on a silent agent). Only the supervisor itself knows when a claim of its own has no
+worker any more. On another host's claim only the heartbeat lease counts; the worker renews it
+throughout (through worktree creation and hooks too), and `heartbeat_timeout_s` must stay well
+above the longest silence a live worker is allowed (config.check_heartbeat).
 """
 
 from __future__ import annotations
@@ -73,20 +80,25 @@ def heartbeat_stale(task: Task, now: datetime, timeout_s: float) -> bool:
     return parse_ts(task.last_progress_at) < now - timedelta(seconds=timeout_s)
 
 
-def liveness(task: Task, *, now: datetime, timeout_s: float, host: str | None = None) -> Liveness:
+Supervisor = tuple[int, float | None]  # (pid, start time) of a supervising process
+
+
+def liveness(
+    task: Task, *, now: datetime, timeout_s: float, host: str | None = None,
+    own: Supervisor | None = None, running: frozenset[str] = frozenset(),
+) -> Liveness:
+    """Whether ``task``'s claim is live. ``own``: the calling supervisor, whose own claims are
+    live only while one of its workers (``running``) runs them."""
     host = host or this_host()
     if task.worker_host and task.worker_host != host:
         stale = heartbeat_stale(task, now, timeout_s)
         return Liveness.LEASE_EXPIRED if stale else Liveness.LIVE
-    supervisor_alive = same_process_alive(task.supervisor_pid, task.supervisor_started_at)
     worker_alive = same_process_alive(task.worker_pid, task.worker_started_at)
-    if not supervisor_alive:
-        return Liveness.ORPHAN if worker_alive else Liveness.ZOMBIE
-    if worker_alive:
-        return Liveness.LIVE  # never reaped, however stale its heartbeat
-    if task.worker_pid is None and not heartbeat_stale(task, now, timeout_s):
-        return Liveness.LIVE  # claimed, agent not started yet (creating the worktree)
-    return Liveness.ZOMBIE if heartbeat_stale(task, now, timeout_s) else Liveness.LIVE
+    if same_process_alive(task.supervisor_pid, task.supervisor_started_at):
+        mine = own is not None and own == (task.supervisor_pid, task.supervisor_started_at)
+        if not mine or task.id in running:
+            return Liveness.LIVE  # its supervisor will record it, however old its heartbeat
+    return Liveness.ORPHAN if worker_alive else Liveness.ZOMBIE
 
 
 def orphaned_group_members(task: Task) -> list[int]:
@@ -145,13 +157,15 @@ class Reaped:
 def reap_zombies(
     ledger: Ledger, *, now: datetime, timeout_s: float, host: str | None = None,
     triage: Triage | None = None, skip: frozenset[str] = frozenset(),
+    own: Supervisor | None = None,
 ) -> list[Reaped]:
-    """Return dead dispatched tasks to planned (killing orphaned workers first)."""
+    """Return dead dispatched tasks to planned (killing orphaned workers first). ``skip``: the
+    tasks the caller's own workers run; ``own``: the caller's identity as a supervisor."""
     reaped: list[Reaped] = []
     for task in ledger.tasks([TaskStatus.DISPATCHED]):
         if task.id in skip:
             continue
-        state = liveness(task, now=now, timeout_s=timeout_s, host=host)
+        state = liveness(task, now=now, timeout_s=timeout_s, host=host, own=own, running=skip)
         if state is Liveness.LIVE:
             continue
         killed = None
@@ -185,6 +199,6 @@ def reap_zombies(
     return reaped
 
 
-def supervisor_identity() -> tuple[int, float | None]:
+def supervisor_identity() -> Supervisor:
     pid = os.getpid()
     return pid, process_start_time(pid)
