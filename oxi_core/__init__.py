@@ -47,6 +47,7 @@ _EXPORTS = {
     "OxiError": "oxi_core.errors",
     "ConfigError": "oxi_core.errors",
     "PluginError": "oxi_core.errors",
+    "SourceError": "oxi_core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
         DispatchResult,
         Usage,
     )
-    from oxi_core.errors import ConfigError, OxiError, PluginError
+    from oxi_core.errors import ConfigError, OxiError, PluginError, SourceError
     from oxi_core.hookspecs import hookimpl
     from oxi_core.models import (
         Candidate,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class OxiError(Exception):
     """Base class: the CLI prints these as one clean line and exits non-zero."""
@@ -92,3 +95,33 @@ class AgentSetupError(OxiError):
 
     Retrying would fail the same way for every task, so the engine pauses itself instead.
     """
+
+
+class SourceError(OxiError):
+    """An auto-improve source could not read this scan: unreachable, refused, malformed, a
+    layout it does not know, its tool failed or timed out.
+
+    The scan records it as one ``AUTO_IMPROVE_SOURCE_FAILED`` event (``payload()``) and goes on
+    with the other sources; the source is not retried in the same scan. ``exit_code`` is set
+    when a subprocess was run (None when it never started or was killed without one).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        exit_code: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.source = source
+        self.reason = message
+        self.exit_code = exit_code
+        self.details = dict(details or {})
+        super().__init__(f"source {source}: {message}", hint=hint)
+
+    def payload(self) -> dict[str, Any]:
+        """What the failure event records: the source, the reason, the exit code, details."""
+        return {"source": self.source, "reason": self.reason, "exit_code": self.exit_code,
+                "hint": self.hint, **({"details": self.details} if self.details else {})}

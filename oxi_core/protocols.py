@@ -66,7 +66,9 @@ class InferenceTarget(Protocol):
 class Source(Protocol):
     """An auto-improve source of outside ideas."""
 
-    def fetch(self, since: datetime) -> list[Candidate]: ...
+    def fetch(self, since: datetime) -> list[Candidate]:
+        """The candidates published after ``since``; raise ``SourceError`` when it cannot read."""
+        ...
 
 
 @runtime_checkable
