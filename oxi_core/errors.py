@@ -102,8 +102,9 @@ class SourceError(OxiError):
     layout it does not know, its tool failed or timed out.
 
     The scan records it as one ``AUTO_IMPROVE_SOURCE_FAILED`` event (``payload()``) and goes on
-    with the other sources; the source is not retried in the same scan. ``exit_code`` is set
-    when a subprocess was run (None when it never started or was killed without one).
+    with the other sources; the source is not retried in the same scan. ``returncode`` is the
+    source's subprocess's exit status, when it ran one (None when it never started); the CLI's
+    own exit code stays ``OxiError.exit_code``.
     """
 
     def __init__(
@@ -111,17 +112,17 @@ class SourceError(OxiError):
         message: str,
         *,
         source: str,
-        exit_code: int | None = None,
+        returncode: int | None = None,
         details: Mapping[str, Any] | None = None,
         hint: str | None = None,
     ) -> None:
         self.source = source
         self.reason = message
-        self.exit_code = exit_code
+        self.returncode = returncode
         self.details = dict(details or {})
         super().__init__(f"source {source}: {message}", hint=hint)
 
     def payload(self) -> dict[str, Any]:
         """What the failure event records: the source, the reason, the exit code, details."""
-        return {"source": self.source, "reason": self.reason, "exit_code": self.exit_code,
+        return {"source": self.source, "reason": self.reason, "exit_code": self.returncode,
                 "hint": self.hint, **({"details": self.details} if self.details else {})}

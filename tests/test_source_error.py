@@ -7,9 +7,10 @@ from oxi_core.errors import OxiError, SourceError
 
 
 def test_source_error_names_the_source_and_carries_the_reason_and_exit_code() -> None:
-    error = SourceError("x tool exited 3: rate limited", source="x", exit_code=3,
+    error = SourceError("x tool exited 3: rate limited", source="x", returncode=3,
                         details={"stderr_tail": "rate limited"}, hint="wait, or raise the cap")
     assert isinstance(error, OxiError)
+    assert error.exit_code == 1  # the CLI's exit code, not the tool's
     assert oxi_core.SourceError is SourceError
     assert str(error) == "source x: x tool exited 3: rate limited (wait, or raise the cap)"
     assert error.payload() == {
