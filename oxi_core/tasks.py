@@ -94,3 +94,10 @@ class Task:
     turns: int = 0
     tokens: int = 0
     last_event: str | None = None
+    # The attempt count when this round of attempts began (`oxi task retry` starts a round).
+    round_start: int = 0
+
+    @property
+    def round_attempts(self) -> int:
+        """Attempts in the current round: what max_attempts and the backoff count."""
+        return self.attempts - self.round_start

@@ -182,8 +182,10 @@ def test_a_ledger_from_before_the_derived_tables_gets_them_filled(
         old.append(ev.DISPATCH_RESULT, cost_usd=1.25)
         clock.advance(hours=2, minutes=5)
         old.append_many([NewEvent(ev.CRITIC_VERDICT, cost_usd=0.5)] * 3)
-        old.insert_task(Task(id="T1-1", tier=1, title="a", status=S.PLANNED),
-                        event_type=ev.TASK_INGESTED, payload={})
+        # Written as that old schema takes it (today's Task has columns it lacks).
+        with old.transaction() as conn:
+            conn.execute("INSERT INTO tasks (id, tier, title, status, created_at, updated_at) "
+                         "VALUES ('T1-1', 1, 'a', 'planned', 'then', 'then')")
     monkeypatch.undo()
 
     with Ledger(path, clock=clock) as new:

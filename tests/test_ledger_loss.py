@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from oxi_core.errors import LedgerError
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.ledger.migrations import MIGRATIONS, apply_migrations
@@ -175,3 +176,24 @@ def test_a_fresh_ledger_takes_no_backup(tmp_path: Path) -> None:
     with Ledger(tmp_path / ".oxi" / "oxi.db") as ledger:
         assert apply_migrations(ledger.conn) == []
     assert not (tmp_path / ".oxi" / "backups").exists()
+
+
+def test_a_new_ledger_appears_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Built beside its place and linked in: a process that fails (or dies) while creating it
+    # leaves nothing another would take for an emptied ledger.
+    path = tmp_path / ".oxi" / "oxi.db"
+    (tmp_path / ".oxi" / "worktrees").mkdir(parents=True)  # oxi state beside it
+
+    def m999_broken(conn: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("oxi_core.ledger.migrations.MIGRATIONS",
+                        [*MIGRATIONS, ("m999_broken", m999_broken)])
+    with pytest.raises(LedgerError, match="disk on fire"):
+        Ledger(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["worktrees"]
+    monkeypatch.undo()
+    with Ledger(path) as ledger:
+        assert ledger.count_events() == 0

@@ -1,6 +1,8 @@
 """The ``exec`` agent: runs a configured argv in the worktree as the worker.
 
-The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE``. Exit 0 is success,
+The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE``, the task id in
+``$OXI_TASK_ID``, and the run's dollar cap (the per-task cap for its model) in
+``$OXI_MAX_COST_USD``: the agent must stay within it. Exit 0 is success,
 exit 75 (EX_TEMPFAIL) a transient failure worth retrying, anything else a failure. A stdout
 line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
 "input_tokens": .., "output_tokens": ..}`` reports what the run cost.
@@ -78,11 +80,11 @@ class ExecAgent:
         with tempfile.TemporaryDirectory(prefix="oxi-prompt-") as folder:
             prompt_file = Path(folder) / "prompt.md"
             prompt_file.write_text(request.prompt, encoding="utf-8")
-            env = build_env(
-                {**self.env, "OXI_PROMPT": request.prompt, "OXI_PROMPT_FILE": str(prompt_file),
-                 "OXI_TASK_ID": request.task_id},
-                allow=self.pass_env,
-            )
+            given = {"OXI_PROMPT": request.prompt, "OXI_PROMPT_FILE": str(prompt_file),
+                     "OXI_TASK_ID": request.task_id}
+            if request.max_cost_usd is not None:
+                given["OXI_MAX_COST_USD"] = f"{request.max_cost_usd:g}"
+            env = build_env({**self.env, **given}, allow=self.pass_env)
             spec = RunSpec(
                 argv=tuple(self.argv), cwd=request.worktree, env=env,
                 timeout_s=min(self.timeout_s, request.timeout_s),

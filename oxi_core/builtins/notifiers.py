@@ -22,6 +22,7 @@ NOTIFY_EVENT_TYPES = frozenset(
         "task_cancelled",
         "engine_paused",
         "budget_undercount",
+        "task_cap_exceeded",
     }
 )
 

@@ -209,7 +209,7 @@ def add_commands(cli: click.Group) -> None:
     @click.argument("task_id")
     @pass_state
     def task_retry(state: CliState, task_id: str) -> None:
-        """Re-plan a failed or abandoned task (its attempt count starts over)."""
+        """Re-plan a failed or abandoned task: a new round of attempts (their numbers go on)."""
         from oxi_core.ledger import Ledger
         from oxi_core.ledger import events as ev
         from oxi_core.tasks import TaskStatus
@@ -217,11 +217,20 @@ def add_commands(cli: click.Group) -> None:
         ledger = Ledger(state.config(secrets=False).paths.ledger)
         moved = ledger.transition(task_id, TaskStatus.PLANNED,
                                   event_type=ev.TASK_RETRY_REQUESTED, payload={"by": "operator"},
-                                  expect=[TaskStatus.FAILED, TaskStatus.ABANDONED], attempts=0,
-                                  last_error=None)
+                                  expect=[TaskStatus.FAILED, TaskStatus.ABANDONED],
+                                  last_error=None, round_start=_attempts_so_far(ledger, task_id))
         if moved is None:
             raise click.ClickException(f"{task_id} has neither failed nor been abandoned")
         click.echo(f"{task_id} planned again")
+
+
+def _attempts_so_far(ledger: Any, task_id: str) -> int:
+    """Where a new round of attempts starts: attempt numbers never repeat (a result is recorded
+    once per attempt number)."""
+    task = ledger.task(task_id)
+    if task is None:
+        raise click.ClickException(f"no task {task_id} in the ledger")
+    return int(task.attempts)
 
 
 def _print_plan(plan: dict[str, Any]) -> None:

@@ -304,12 +304,19 @@ class Worker:
                              reason=result.reason, cost_usd=result.cost_usd)
         if result.budget_undercount:
             self.engine.notify_last(ev.BUDGET_UNDERCOUNT, task.id)
+        cap = self.policy.task_cap_for(task.model)  # what the request carried
+        if result.cost_usd > cap + 1e-9:
+            self.engine.record(ev.TASK_CAP_EXCEEDED, task_id=task.id, notify=True, payload={
+                "cost_usd": result.cost_usd, "cap_usd": cap, "agent": result.agent,
+                "cost_source": str(result.cost_source), "attempt": attempt})
+        if result.cost_usd:
+            self.engine.check_daily_overrun()
 
     def schedule_retry(self, task: Task, reason: str, retry_after_s: float | None) -> None:
-        if task.attempts >= self.policy.max_attempts:
-            self.fail(f"{reason} (after {task.attempts} attempts)")
+        if task.round_attempts >= self.policy.max_attempts:
+            self.fail(f"{reason} (after {task.round_attempts} attempts)")
             return
-        due = retry_due(self.engine.clock(), task.attempts, self.policy, retry_after_s)
+        due = retry_due(self.engine.clock(), task.round_attempts, self.policy, retry_after_s)
         self.ledger.transition(
             task.id, TaskStatus.RETRYING, event_type=ev.RETRY_SCHEDULED,
             payload={"reason": reason, "attempt": task.attempts, "due": isoformat(due)},
@@ -402,7 +409,7 @@ class Worker:
         )
         if not verdict.approved:
             reasons = "\n\n".join(verdict.reasons)
-            if task.attempts >= self.policy.max_attempts:
+            if task.round_attempts >= self.policy.max_attempts:
                 self.fail(f"the critic rejected attempt {task.attempts}, the last allowed")
                 return False
             self.ledger.transition(

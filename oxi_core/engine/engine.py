@@ -70,6 +70,16 @@ AGENTS_IN_FLIGHT_SQL = (
 )
 
 
+# Agents' spend today, and what the caps of today's runs let it pass the daily budget by. A
+# claim recorded before claims carried their cap allows anything (no false pause on upgrade).
+DAILY_OVERRUN_SQL = (
+    "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM events WHERE type = ? AND ts >= ?), "
+    "(SELECT coalesce(sum(max(0, coalesce(json_extract(payload, '$.cap_usd'), 1e12) "
+    "- coalesce(json_extract(payload, '$.estimate_usd'), 0))), 0) "
+    "FROM events WHERE type = ? AND ts >= ?)"
+)
+
+
 @attrs.define
 class TickReport:
     ingested: list[IngestChange] = attrs.field(factory=list)
@@ -524,10 +534,14 @@ class Engine:
                 )
                 report.held.append((task.id, decision.reason))
                 continue
+            # The run's cap and estimate, as the budget gate saw them: what today's spend may
+            # pass the daily budget by (check_daily_overrun) is the sum of cap - estimate.
             claimed = self.ledger.claim(
                 task.id, event_type=ev.TASK_CLAIMED,
                 payload={"host": self.host, "supervisor_pid": self.supervisor_pid,
-                         "attempt": task.attempts + 1},
+                         "attempt": task.attempts + 1, "estimate_usd": state.estimate(task),
+                         "cap_usd": self.config.policy.task_cap_for(
+                             task.model or state.worker_model)},
                 worker_host=self.host, supervisor_pid=self.supervisor_pid,
                 supervisor_started_at=self.supervisor_started_at, worker_pid=None,
                 worker_pgid=None, worker_started_at=None, deferred_reason=None,
@@ -562,6 +576,22 @@ class Engine:
             payload={"gate": gate, "reason": decision.reason, **decision.details},
             last_deferred_at=self.ledger.now_iso(), deferred_reason=decision.reason,
         )
+
+    def check_daily_overrun(self) -> None:
+        """Pause when agents spent more today than the budget gate can account for.
+
+        The gate dispatches a run only while today's spend plus the estimates in flight fit the
+        daily budget, so runs that keep to their per-task caps pass it by at most the sum of
+        their (cap - estimate). More than that means an agent overran its cap: the killswitch
+        is thrown until an operator looks (`oxi resume`)."""
+        daily = self.config.policy.budget_per_day_usd
+        day = utc_day_start(self.clock())
+        spent, slack = self.ledger.query(DAILY_OVERRUN_SQL,
+                                         (ev.DISPATCH_RESULT, day, ev.TASK_CLAIMED, day))[0]
+        if spent > daily + slack + 1e-9:
+            self.pause(f"agents spent ${spent:.2f} today, over the daily budget of ${daily:.2f} "
+                       f"by more than the caps of today's runs allow (${slack:.2f}): an agent "
+                       "overran its cap")
 
     def _budget_reached(self, decision: GateDecision, report: TickReport) -> None:
         report.budget_reached = True

@@ -33,6 +33,7 @@ TASK_FAILED: Final = "task_failed"
 TASK_RETRY_REQUESTED: Final = "task_retry_requested"
 BRANCH_PUSHED: Final = "branch_pushed"
 BUDGET_UNDERCOUNT: Final = "budget_undercount"
+TASK_CAP_EXCEEDED: Final = "task_cap_exceeded"
 
 # Review and merge
 PR_OPENED: Final = "pr_opened"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -181,6 +182,30 @@ def _session_ids(values: Sequence[str | None]) -> Sequence[str | None]:
 
 
 
+def _create(path: Path) -> None:
+    """Make a new ledger appear whole: built beside its place, then linked in. No process ever
+    opens a ledger file that another is still creating (and takes it for an emptied one)."""
+    staged = path.with_name(f".{path.name}.new-{os.getpid()}-{threading.get_ident()}")
+    # Rollback-journal mode while building, so everything is in the one file when it is
+    # linked; the first real connection switches it to WAL.
+    try:
+        conn = driver.sqlite_module().connect(str(staged), isolation_level=None)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is as good
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(staged, path)
+    finally:
+        for suffix in ("", *backup.SIDE_FILES):
+            Path(f"{staged}{suffix}").unlink(missing_ok=True)
+
+
 def _task(values: dict[str, Any]) -> Task:
     values["status"] = TaskStatus(values["status"])
     values["files_touched"] = tuple(json.loads(values.get("files_touched") or "[]"))
@@ -225,6 +250,8 @@ class Ledger:
             # else's database must be left as it is.
             backup.refuse_lost_or_foreign(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                _create(self.path)
             conn = driver.connect(str(self.path))
             pending = pending_migrations(conn)
             if pending and len(pending) < len(MIGRATIONS):  # a ledger about to change shape

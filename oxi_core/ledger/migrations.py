@@ -186,6 +186,14 @@ def m008_spend_by_hour(conn: Any) -> None:
                  f"WHEN OLD.cost_usd != 0 OR NEW.cost_usd != 0 BEGIN {remove} {add} END")
 
 
+@migration
+def m009_task_rounds(conn: Any) -> None:
+    # Attempt numbers only grow (a result is recorded once per attempt, so a number used twice
+    # would drop the second run's cost); `oxi task retry` starts a new round of attempts at
+    # the current number instead of resetting it.
+    conn.execute("ALTER TABLE tasks ADD COLUMN round_start INTEGER NOT NULL DEFAULT 0")
+
+
 def pending_migrations(conn: Any) -> list[str]:
     """The migrations this ledger has not had, in order (all of them for a new file)."""
     known = conn.execute(

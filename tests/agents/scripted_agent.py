@@ -17,6 +17,8 @@ Switches for the unattended tests (all optional; without them the behaviour abov
   AGENT_IGNORE_TERM=1   ignore SIGTERM (a worker that does not die with its supervisor)
   AGENT_CHILD=1         start a child in the same process group that sleeps as long, and
                         write its pid to $AGENT_PID_DIR/<id>.child (an orphan to be reaped)
+  AGENT_REPORT_FIRST=1  print the result line (with its cost) before failing (T1-2)
+The per-task dollar cap oxi passes ($OXI_MAX_COST_USD) is appended to $PROMPT_LOG/<id>.cap.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ log_dir = os.environ.get("PROMPT_LOG")
 if log_dir:
     with open(Path(log_dir) / f"{task_id}.log", "a") as handle:
         handle.write(prompt + "\n=====\n")
+    with open(Path(log_dir) / f"{task_id}.cap", "a") as handle:
+        handle.write(os.environ.get("OXI_MAX_COST_USD", "unset") + "\n")
 sleep = float(os.environ.get("AGENT_SLEEP", "0"))
 for pair in filter(None, os.environ.get("AGENT_SLEEPS", "").split(",")):
     named, _, seconds = pair.partition("=")
@@ -71,7 +75,12 @@ if write_first:
 if sleep:
     time.sleep(sleep)
 
+cost = float(os.environ.get("AGENT_COST", "0.01"))
+result = {"type": "result", "cost_usd": cost, "input_tokens": 100, "output_tokens": 20,
+          "turns": 1, "session_id": os.environ.get("AGENT_SESSION")}
 if task_id == "T1-2":
+    if os.environ.get("AGENT_REPORT_FIRST") == "1":
+        print(json.dumps(result), flush=True)
     print("provider overloaded, try again later", file=sys.stderr)
     sys.exit(75)
 if task_id == "T1-4":
@@ -79,7 +88,4 @@ if task_id == "T1-4":
     sys.exit(0)
 if not write_first:
     work()
-cost = float(os.environ.get("AGENT_COST", "0.01"))
-print(json.dumps({"type": "result", "cost_usd": cost, "input_tokens": 100,
-                  "output_tokens": 20, "turns": 1,
-                  "session_id": os.environ.get("AGENT_SESSION")}))
+print(json.dumps(result))

@@ -161,9 +161,8 @@ def assert_ledger_consistent(ledger: Ledger) -> None:
         if claims and (not moves or claims[-1].id > moves[-1].id):
             last_status = "dispatched"
         assert str(task.status) == last_status, (task.id, task.status, last_status)
-        attempts_reset = [e for e in events if e.type == ev.TASK_RETRY_REQUESTED]
-        counted = [c for c in claims if not attempts_reset or c.id > attempts_reset[-1].id]
-        assert task.attempts == len(counted), (task.id, task.attempts, len(counted))
+        assert task.attempts == len(claims), (task.id, task.attempts, len(claims))  # never reset
+        assert [c.payload.get("attempt") for c in claims] == list(range(1, len(claims) + 1))
     total = sum(e.cost_usd for e in ledger.events())
     assert abs(ledger.total_spend() - total) < 1e-9
 

@@ -36,6 +36,12 @@ from oxi_core.models import Classification
 
 AGENT = "claude"
 STREAM_EVENT_PREFIX = '{"type":"stream_event"'
+# The stream events that carry usage. Until a content block completes they are the only place
+# a run shows what it spent: a run that stalls before then prints no assistant line at all.
+USAGE_EVENT_PREFIXES = (
+    '{"type":"stream_event","event":{"type":"message_start"',
+    '{"type":"stream_event","event":{"type":"message_delta"',
+)
 TOOL_NAMES: Mapping[str, str] = {
     "Write": "write",
     "Edit": "edit",
@@ -219,6 +225,38 @@ class ClaudeRun:
     retries: int = 0
     non_json_lines: int = 0
     events: int = 0
+    streaming_message: str | None = None  # the message the last message_start opened
+
+    def note_usage(self, message_id: Any, usage: Any) -> None:
+        """Usage reported for a message (its stream events and its assistant lines repeat
+        it as it grows): the largest count of each kind is the message's."""
+        if not isinstance(message_id, str) or not isinstance(usage, Mapping):
+            return
+        seen = self.message_usage.get(message_id, Usage())
+        now = normalize_usage(usage)
+        self.message_usage[message_id] = Usage(
+            max(seen.input_tokens, now.input_tokens),
+            max(seen.output_tokens, now.output_tokens),
+            max(seen.cached_tokens, now.cached_tokens),
+        )
+
+    def feed_stream_usage(self, obj: Mapping[str, Any] | None) -> None:
+        """A message_start or message_delta stream event: the usage seen so far."""
+        event = obj.get("event") if obj is not None else None
+        if not _is_map(event):
+            return
+        if event.get("type") == "message_start":
+            message = event.get("message")
+            if not _is_map(message):
+                return
+            self.streaming_message = message.get("id") if isinstance(
+                message.get("id"), str) else None
+            model = message.get("model")
+            if isinstance(model, str) and model != "<synthetic>" and not self.model:
+                self.model = model
+            self.note_usage(self.streaming_message, message.get("usage"))
+        else:  # message_delta: the usage so far of the message being streamed
+            self.note_usage(self.streaming_message, event.get("usage"))
 
     def feed(self, event: CanonicalEvent) -> None:
         self.events += 1
@@ -239,17 +277,8 @@ class ClaudeRun:
             elif subtype == "non_json_line":
                 self.non_json_lines += 1
         elif event.kind in (CanonicalKind.ASSISTANT, CanonicalKind.TOOL_USE):
-            message_id = data.get("message_id")
-            usage = data.get("usage")
+            self.note_usage(data.get("message_id"), data.get("usage"))
             model = data.get("model")
-            if isinstance(message_id, str) and isinstance(usage, Mapping):
-                seen = self.message_usage.get(message_id, Usage())
-                now = normalize_usage(usage)
-                self.message_usage[message_id] = Usage(
-                    max(seen.input_tokens, now.input_tokens),
-                    max(seen.output_tokens, now.output_tokens),
-                    max(seen.cached_tokens, now.cached_tokens),
-                )
             if isinstance(model, str) and model != "<synthetic>" and not self.model:
                 self.model = model
             if event.kind is CanonicalKind.TOOL_USE:
@@ -274,6 +303,8 @@ class ClaudeStream:
 
     def feed_line(self, line: str) -> list[CanonicalEvent]:
         if line.startswith(STREAM_EVENT_PREFIX):  # the bulk of the stream: no need to decode
+            if line.startswith(USAGE_EVENT_PREFIXES):  # two a message: decoded for the usage
+                self.run.feed_stream_usage(parse_line(line))
             return [PROGRESS]
         obj = parse_line(line)
         if obj is None:
@@ -340,8 +371,8 @@ def _cost(
             return 0.0, CostSource.NONE, None
         price = card.cost_usd(model, usage)
         why = (
-            "the run ended without a result line: tokens are summed from the assistant "
-            "messages seen, and the last message may have been cut short"
+            "the run ended without a result line: tokens are summed from the messages seen "
+            "(their stream events included), and the last message may have been cut short"
         )
         if price is None:
             return 0.0, CostSource.NONE, f"{why}; model {model!r} is not in the rate card"

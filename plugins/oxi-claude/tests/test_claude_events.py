@@ -115,11 +115,24 @@ def test_tool_results_carry_their_error_flag() -> None:
     assert written.data["is_error"] is False
 
 
-def test_stream_events_are_progress_only_and_are_not_decoded() -> None:
+def test_stream_events_are_progress_only_and_only_the_usage_ones_are_decoded() -> None:
     stream = ClaudeStream()
     produced = [stream.feed_line(line) for line in lines("stream_event")]
     assert produced == [[PROGRESS]] * 6
-    assert stream.run.events == 0  # the fold never sees them
+    assert stream.run.events == 0  # the fold never sees them as events
+    # message_start and message_delta carry the usage: the run keeps it (issue 9, 4b).
+    assert stream.run.message_usage == {
+        "msg_912c49dbeed04cb8acb67576": Usage(input_tokens=100, output_tokens=20)}
+
+
+def test_a_run_that_stalls_after_message_start_is_priced_from_its_usage_and_flagged() -> None:
+    started = lines("stream_event")[:2]  # message_start, content_block_start: then silence
+    result = build_result(feed(*lines("system_init"), *started), exited(None, stalled=True))
+    assert result.classification is Classification.RETRYABLE_TRANSIENT
+    assert result.usage.input_tokens == 100
+    assert result.cost_source is CostSource.ESTIMATE
+    assert result.cost_usd > 0
+    assert result.budget_undercount is not None and "stream events" in result.budget_undercount
 
 
 def test_status_and_api_retry_are_system_events_and_the_retry_delay_is_kept() -> None:
