@@ -82,6 +82,18 @@ class RuntimeContext:
         self._paths = paths
         self._config_dir = config_dir
         self._ledger: Ledger | None = None
+        self._config: OxiConfig | None = None
+
+    @property
+    def config(self) -> OxiConfig:
+        """The whole loaded configuration (inference targets, policy): set once loading is
+        done, so a plugin reads it when it works, never in ``bind``."""
+        if self._config is None:
+            raise RuntimeError("the configuration is still loading; read context.config later")
+        return self._config
+
+    def attach(self, config: OxiConfig) -> None:
+        self._config = config
 
     @property
     def paths(self) -> RepoPaths:
@@ -514,8 +526,10 @@ def load_config(
                for name, spec in kind_specs.items() if f"{kind}.{name}" not in unbuilt}
         for kind, kind_specs in specs.items()
     }
-    return OxiConfig(config_path, config_dir, adapter, paths, policy, specs, instances, roles,
-                     worktree, context, unbuilt)
+    config = OxiConfig(config_path, config_dir, adapter, paths, policy, specs, instances, roles,
+                       worktree, context, unbuilt)
+    context.attach(config)
+    return config
 
 
 def _load_adapter(

@@ -76,6 +76,12 @@ class Policy:
     # The provider plan's concurrent-session limit (see engine/probe.py): free, pro, max, team,
     # or api (no plan limit).
     plan_tier: str = "api"
+    # Dollars a day each inference role may spend (critic, heartbeat-triage, ...): calls past
+    # a role's cap are refused before they are made. Every role also counts toward
+    # budget_per_day_usd.
+    role_caps_usd: Mapping[str, float] = attrs.field(factory=dict)
+    # T2-38: the reaper asks the `heartbeat-triage` model why a task got stuck.
+    triage: bool = False
 
     def task_cap_for(self, model: str | None) -> float:
         """The per-task cap for a model: the longest key that the model name contains."""

@@ -47,9 +47,13 @@ def shape(result: DispatchResult, files: list[str]) -> tuple[str, tuple[str, ...
     return (str(result.classification), tuple(files))
 
 
-async def invoke_with_shadow(engine: Engine, request: DispatchRequest) -> DispatchResult:
-    """Run the worker; with a shadow configured, run it beside and record the pair."""
-    worker = engine.config.worker
+async def invoke_with_shadow(engine: Engine, request: DispatchRequest, *,
+                             worker: Any = None, worker_name: str | None = None
+                             ) -> DispatchResult:
+    """Run the worker (the routed agent, else [roles] worker); with a shadow configured, run
+    it beside and record the pair."""
+    if worker is None:
+        worker, worker_name = engine.config.worker, engine.config.roles.worker
     assert worker is not None
     shadow = engine.config.shadow
     if shadow is None:
@@ -64,7 +68,9 @@ async def invoke_with_shadow(engine: Engine, request: DispatchRequest) -> Dispat
     shadow_path = shadow_root / f"{request.task_id}-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(_add_detached, paths.repo_root, paths.state_dir, shadow_path,
                             base_ref)
-    shadow_request = attrs.evolve(request, worktree=shadow_path, on_event=None, on_spawn=None)
+    # The shadow runs its own configured model, never the one routed to the primary agent.
+    shadow_request = attrs.evolve(request, worktree=shadow_path, on_event=None, on_spawn=None,
+                                  model=None)
     try:
         primary_job: asyncio.Future[DispatchResult] = asyncio.ensure_future(
             worker.invoke(request))
@@ -76,7 +82,7 @@ async def invoke_with_shadow(engine: Engine, request: DispatchRequest) -> Dispat
         shadow_files = await asyncio.to_thread(worktree_changes, shadow_path, base_ref)
     finally:
         await asyncio.to_thread(_remove, paths.repo_root, paths.state_dir, shadow_path)
-    record_pair(engine.ledger, request.task_id, engine.config.roles.worker or "",
+    record_pair(engine.ledger, request.task_id, worker_name or "",
                 engine.config.roles.shadow or "", primary_result, primary_files, shadow_outcome,
                 shadow_files)
     return primary_result

@@ -11,6 +11,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from oxi_core import git
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
 from oxi_core.engine import worktrees
@@ -18,6 +20,7 @@ from oxi_core.engine.hooks import HookOutcome, run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
+from oxi_core.engine.routes import agent_model, provider_failure, route_worker
 from oxi_core.errors import AgentSetupError
 from oxi_core.ledger import events as ev
 from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
@@ -229,13 +232,38 @@ class Worker:
         )
         watcher = asyncio.create_task(self._watch_for_cancel())
         try:
-            from oxi_core.agentic.shadow import invoke_with_shadow
-
-            return await invoke_with_shadow(self.engine, request)
+            return await self._invoke_routed(task, request)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    async def _invoke_routed(self, task: Task, request: DispatchRequest) -> DispatchResult:
+        """Run the routed agent; on a provider failure (5xx, overload, credentials), the next
+        agent of the route's fallback chain, recorded as a ``route_fallback`` event."""
+        from oxi_core.agentic.shadow import invoke_with_shadow
+
+        route = self.engine.routes.get(task.id) or route_worker(self.config, task)
+        chain = route.chain
+        for position, ref in enumerate(chain):
+            agent = self.config.instances["agents"][ref.adapter_name]
+            routed = attrs.evolve(request, model=ref.model_id)
+            result = await invoke_with_shadow(self.engine, routed, worker=agent,
+                                              worker_name=ref.adapter_name)
+            why = provider_failure(result)
+            if why is None or position == len(chain) - 1 or self.cancelled():
+                return result
+            following = chain[position + 1]
+            model = agent_model(self.config, following.adapter_name, following.model_id)
+            self.ledger.update_task(
+                task.id, event_type=ev.ROUTE_FALLBACK, cost_usd=result.cost_usd,
+                payload={"role": "worker", "from": ref.label(),
+                         "to": following.adapter_name, "model": model, "reason": why,
+                         "error": result.reason, "rule": route.rule,
+                         "result": result.result_event()},
+                agent=following.adapter_name, model=model,
+            )
+        raise AssertionError("the chain is never empty")
 
     def _on_spawn(self, pid: int, pgid: int) -> None:
         self._agent_running = True  # from now on its events are the heartbeat

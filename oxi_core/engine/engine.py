@@ -30,6 +30,7 @@ from oxi_core.engine.ingest import (
     stored_mark,
 )
 from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
+from oxi_core.engine.routes import WorkerRoute, agent_model, route_worker
 from oxi_core.engine.state import EngineState
 from oxi_core.errors import GitError, OxiError, RoadmapError
 from oxi_core.ledger import Ledger
@@ -135,6 +136,7 @@ class Engine:
         self.log = get_logger("oxi.engine")
         self.workers: dict[str, asyncio.Task[None]] = {}
         self.cancels: dict[str, asyncio.Event] = {}
+        self.routes: dict[str, WorkerRoute] = {}  # the route each claimed task was given
         self.host = this_host()
         self.supervisor_pid, self.supervisor_started_at = supervisor_identity()
         self.stop_dispatching = False
@@ -534,6 +536,8 @@ class Engine:
                 )
                 report.held.append((task.id, decision.reason))
                 continue
+            route = route_worker(self.config, task)
+            model = agent_model(self.config, route.agent, route.model)
             # The run's cap and estimate, as the budget gate saw them: what today's spend may
             # pass the daily budget by (check_daily_overrun) is the sum of cap - estimate.
             claimed = self.ledger.claim(
@@ -541,14 +545,16 @@ class Engine:
                 payload={"host": self.host, "supervisor_pid": self.supervisor_pid,
                          "attempt": task.attempts + 1, "estimate_usd": state.estimate(task),
                          "cap_usd": self.config.policy.task_cap_for(
-                             task.model or state.worker_model)},
+                             task.model or state.worker_model),
+                         "agent": route.agent, "model": model, "route": route.rule},
                 worker_host=self.host, supervisor_pid=self.supervisor_pid,
                 supervisor_started_at=self.supervisor_started_at, worker_pid=None,
                 worker_pgid=None, worker_started_at=None, deferred_reason=None,
-                agent=self.config.roles.worker, model=self.worker_model(),
+                agent=route.agent, model=model,
             )
             if not claimed:
                 continue  # another engine took it first
+            self.routes[task.id] = route
             report.dispatched.append(task.id)
             slots -= 1
             state = None
@@ -565,6 +571,7 @@ class Engine:
 
     def _forget_worker(self, task_id: str, _done: asyncio.Task[None]) -> None:
         self.workers.pop(task_id, None)
+        self.routes.pop(task_id, None)
         self.cancels.pop(task_id, None)
 
     def _defer(self, task: Task, gate: str, decision: GateDecision, report: TickReport) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -127,7 +128,8 @@ class OpenAICompatibleTarget:
     timeout_s: float = 60.0
     connect_timeout_s: float = 5.0
     # Loop -> client: one connection pool per event loop (a client cannot outlive its loop).
-    _clients: dict[int, Any] = attrs.field(init=False, factory=dict, repr=False)
+    _clients: weakref.WeakKeyDictionary[Any, Any] = attrs.field(
+        init=False, factory=weakref.WeakKeyDictionary, repr=False)
 
     target_name: ClassVar[str] = "openai"
 
@@ -227,18 +229,18 @@ class OpenAICompatibleTarget:
         import httpx
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(id(loop))
+        client = self._clients.get(loop)
         if client is None or client.is_closed:
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
                 trust_env=False,  # never route calls through a proxy the environment names
             )
-            self._clients[id(loop)] = client
+            self._clients[loop] = client
         return client
 
     async def aclose(self) -> None:
         """Close this event loop's connection pool (a new call opens another)."""
-        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
 

@@ -64,3 +64,11 @@ NOTIFY_FAILED: Final = "notify_failed"
 
 # Agentic shadow runs
 AGENTIC_SHADOW_OBSERVED: Final = "agentic_shadow_observed"
+
+# Inference (non-agentic model calls) and routing
+INFERENCE_CALL: Final = "inference_call"
+INFERENCE_FAILED: Final = "inference_failed"
+INFERENCE_REFUSED: Final = "inference_refused"
+ROUTE_FALLBACK: Final = "route_fallback"
+TRIAGE_DISABLED: Final = "triage_disabled"
+CRITIC_UNAVAILABLE: Final = "critic_unavailable"

@@ -1,0 +1,104 @@
+"""`oxi route explain` and `oxi route suggest`: routing.yaml, read and improved."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from oxi_core.commands.common import CliState, emit_json, pass_state
+
+if TYPE_CHECKING:
+    from oxi_core.config import OxiConfig
+
+
+def _find_task(config: OxiConfig, task_id: str) -> Any:
+    """The roadmap item (else the ledger's task) named ``task_id``."""
+    from oxi_core.errors import RoadmapError
+    from oxi_core.roadmap import load_roadmap
+
+    try:
+        item = load_roadmap(config.paths.roadmap).get(task_id)
+    except RoadmapError:
+        item = None
+    if item is not None:
+        return item
+    from oxi_core.ledger import Ledger
+
+    if config.paths.ledger.exists():
+        task = Ledger(config.paths.ledger).task(task_id)
+        if task is not None:
+            return task
+    raise click.ClickException(f"{task_id} is neither in {config.paths.roadmap} nor in the "
+                               "ledger")
+
+
+def explain_report(config: OxiConfig, role: str, task: Any) -> dict[str, Any]:
+    from oxi_core.engine.routes import agent_model, route_worker
+    from oxi_core.inference.routing import load_routing, task_fields
+
+    routing = load_routing(config.config_dir)
+    checks = routing.explain(role, task)
+    chosen = next((c for c in checks if c.matched), None)
+    tier, title, files = task_fields(task)
+    report: dict[str, Any] = {
+        "task": getattr(task, "id", None), "tier": tier, "title": title, "files": list(files),
+        "role": role, "routing_files": list(routing.sources),
+        "rules": [{"name": c.rule.name, "source": c.rule.choice.source, "matched": c.matched,
+                   "chosen": c is chosen, "reason": c.reason,
+                   "adapter": c.rule.choice.adapter_name, "model": c.rule.choice.model_id,
+                   "fallback": [ref.label() for ref in c.rule.choice.fallback_chain]}
+                  for c in checks],
+    }
+    if role == "worker":
+        route = route_worker(config, task, routing)
+        report["dispatch"] = {
+            "agent": route.agent, "model": agent_model(config, route.agent, route.model),
+            "fallback": [ref.label() for ref in route.fallbacks], "rule": route.rule,
+            "reason": route.reason}
+    elif chosen is not None:
+        targets = config.specs.get("inference", {})
+        usable = [ref.label() for ref in chosen.rule.choice.chain if ref.adapter_name in targets]
+        report["call"] = {"chain": usable, "configured": sorted(targets)}
+    return report
+
+
+def add_commands(cli: click.Group) -> None:
+    @cli.group(name="route")
+    def route_group() -> None:
+        """routing.yaml: which adapter and model play each role (T2-39)."""
+
+    @route_group.command(name="explain")
+    @click.argument("task_id")
+    @click.option("--role", default="worker", show_default=True,
+                  help="worker, critic, heartbeat-triage, auto-improve-judge, "
+                       "prompt-injection-screen or summary.")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @pass_state
+    def route_explain(state: CliState, task_id: str, role: str, as_json: bool) -> None:
+        """Which rule routes TASK_ID, why, and what oxi would run."""
+        config = state.config(secrets=False)
+        report = explain_report(config, role, _find_task(config, task_id))
+        if as_json:
+            emit_json(report)
+            return
+        click.echo(f"{report['task']} (tier {report['tier']}): {report['title']}")
+        click.echo(f"role {role}; rules from {' + '.join(report['routing_files'])}")
+        reached = True
+        for rule in report["rules"]:
+            if not reached:
+                click.echo(f"    {rule['name']}: not reached")
+                continue
+            mark = "->" if rule["chosen"] else "  "
+            verdict = "matches" if rule["matched"] else "no match"
+            click.echo(f" {mark} {rule['name']} ({rule['source']}): {verdict}: {rule['reason']}")
+            reached = not rule["chosen"]
+        if "dispatch" in report:
+            run = report["dispatch"]
+            fallback = ", ".join(run["fallback"]) or "none"
+            click.echo(f"dispatch: agent {run['agent']}, model {run['model'] or '(its own)'}, "
+                       f"fallback {fallback} [{run['reason']}]")
+        elif "call" in report:
+            call = report["call"]
+            click.echo(f"calls: {', '.join(call['chain']) or 'nothing'} "
+                       f"(configured inference targets: {', '.join(call['configured']) or 'none'})")
