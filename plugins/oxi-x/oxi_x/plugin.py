@@ -1,0 +1,15 @@
+"""Entry point ``x`` in group ``oxi``: registers the source type ``x``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from oxi_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+    from oxi_x.source import XSource
+
+    register("x", XSource)
