@@ -23,6 +23,7 @@ import cattrs
 import cattrs.v
 from cattrs.gen import make_dict_structure_fn
 
+from oxi_core.auto_improve.settings import AutoImproveSettings
 from oxi_core.errors import ConfigError
 from oxi_core.hookspecs import KIND_HOOKS
 from oxi_core.log import redact_text, register_secret
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILENAME = "oxi.toml"
 ADAPTER_ENTRY_POINT_GROUP = "oxi.adapters"
-SECTION_TABLES = ("adapter", "engine", "roles", "worktree")
+SECTION_TABLES = ("adapter", "engine", "roles", "worktree", "auto_improve")
 KNOWN_TABLES = (*SECTION_TABLES, *KIND_HOOKS)
 INSTANCE_KEYS = frozenset({"type", "kwargs", "trust"})
 TRUST_LEVELS = ("normal", "high")
@@ -76,11 +77,14 @@ class InstanceSpec:
 
 
 class RuntimeContext:
-    """What plugins' optional ``bind(context)`` receive: paths, config folder, the ledger."""
+    """What plugins' optional ``bind(context)`` receive: paths, config folder, the ledger,
+    the [auto_improve] settings."""
 
-    def __init__(self, paths: RepoPaths, config_dir: Path) -> None:
+    def __init__(self, paths: RepoPaths, config_dir: Path,
+                 auto_improve: AutoImproveSettings | None = None) -> None:
         self._paths = paths
         self._config_dir = config_dir
+        self._auto_improve = auto_improve or AutoImproveSettings()
         self._ledger: Ledger | None = None
         self._config: OxiConfig | None = None
 
@@ -102,6 +106,10 @@ class RuntimeContext:
     @property
     def config_dir(self) -> Path:
         return self._config_dir
+
+    @property
+    def auto_improve(self) -> AutoImproveSettings:
+        return self._auto_improve
 
     @property
     def ledger(self) -> Ledger:
@@ -167,6 +175,10 @@ class OxiConfig:
     @cached_property
     def ledger(self) -> Ledger:
         return self.context.ledger
+
+    @property
+    def auto_improve(self) -> AutoImproveSettings:
+        return self.context.auto_improve
 
 
 # -- locating and parsing ---------------------------------------------------------------
@@ -520,7 +532,9 @@ def load_config(
     roles = _resolve_roles(roles, specs, registry, file)
     worktree = _load_worktree(data.get("worktree", {}), converter, file)
     check_heartbeat(policy, worktree, file)
-    context = RuntimeContext(paths, config_dir)
+    auto_improve = _load_auto_improve(data.get("auto_improve", {}), converter, file,
+                                      configured_sources=specs["sources"])
+    context = RuntimeContext(paths, config_dir, auto_improve)
     instances = {
         kind: {name: _build(spec, registry, converter, file, context)
                for name, spec in kind_specs.items() if f"{kind}.{name}" not in unbuilt}
@@ -788,6 +802,22 @@ def _resolve_roles(
         raise ConfigError("no forge is configured", file=file, table="forges",
                           hint='add [forges.local] type = "local"')
     return resolved
+
+
+def _load_auto_improve(
+    table: Mapping[str, Any], converter: cattrs.Converter, file: str | None, *,
+    configured_sources: Mapping[str, InstanceSpec],
+) -> AutoImproveSettings:
+    settings: AutoImproveSettings = structure_kwargs(
+        AutoImproveSettings, table, converter=converter, file=file, table="auto_improve")
+    for name in settings.sources or ():
+        if name not in configured_sources:
+            raise ConfigError(
+                f"names source {name!r}, which is not configured; configured sources: "
+                f"{', '.join(configured_sources) or 'none'}",
+                file=file, table="auto_improve", key="sources",
+                hint=f"add [sources.{name}] with a type and kwargs, or drop it from the list")
+    return settings
 
 
 def _load_worktree(

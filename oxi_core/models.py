@@ -89,6 +89,8 @@ class PullRequest:
     merged_sha: str | None = None
     url: str = ""
     closed_reason: str = ""
+    body: str = ""
+    merged_at: datetime | None = None
 
 
 @attrs.frozen
@@ -105,7 +107,14 @@ class PullRequestSubject:
 
 @attrs.frozen
 class Candidate:
-    """An outside idea found by an auto-improve source."""
+    """An outside idea found by an auto-improve source.
+
+    ``identifier`` is stable: the same idea fetched twice carries the same one (a release's
+    tag URL, a post's id). ``signal_kind`` says what kind of signal it is (``github_release``,
+    ``newsletter_post``, ``x_post``) and ``target`` what it is about (a repository
+    ``owner/name``, a project's name; empty means the identifier): the same kind and target
+    within 14 days is one signal, proposed once. Everything here is untrusted text.
+    """
 
     source: str
     identifier: str
@@ -114,7 +123,23 @@ class Candidate:
     url: str = ""
     published_at: datetime | None = None
     signal_kind: str = ""
+    target: str = ""
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Who found it and its identifier: one candidate, however often it is fetched."""
+        return f"{self.source}:{self.identifier}"
+
+    @property
+    def target_key(self) -> str:
+        """(signal kind, target) as one string, for the temporal dedup."""
+        return f"{self.signal_kind}:{self.target or self.identifier}"
+
+    @property
+    def text(self) -> str:
+        """Title and summary: what ranking reads."""
+        return f"{self.title}\n{self.summary}".strip()
 
 
 @attrs.frozen

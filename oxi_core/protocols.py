@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from oxi_core.agentic.types import DispatchRequest, DispatchResult, Usage
+    from oxi_core.auto_improve.settings import AutoImproveSettings
     from oxi_core.engine.state import EngineState
     from oxi_core.ledger import Ledger
     from oxi_core.models import (
@@ -92,7 +93,12 @@ class Notifier(Protocol):
 
 @runtime_checkable
 class Forge(Protocol):
-    """A code host: pull requests, their files, auto-merge, and what landed on main."""
+    """A code host: pull requests, their files, auto-merge, and what landed on main.
+
+    Optional: ``merged_prs(since: datetime) -> list[PullRequest]``, the pull requests merged at
+    or after ``since`` with their bodies; auto-improve ranking reads the last 90 days of them
+    (a forge without it contributes none).
+    """
 
     def open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
         """Open (or return the already open) pull request for ``branch``."""
@@ -133,3 +139,8 @@ class PluginContext(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def auto_improve(self) -> AutoImproveSettings:
+        """The [auto_improve] settings: sources read their account lists here."""
+        ...

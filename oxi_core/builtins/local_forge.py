@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,12 @@ import attrs
 from oxi_core import git
 from oxi_core.errors import OxiError
 from oxi_core.ledger import Verbatim, stored_json
-from oxi_core.models import PullRequest, PullRequestState
+from oxi_core.models import PullRequest, PullRequestState, isoformat, parse_ts
 from oxi_core.protocols import PluginContext
 from oxi_core.repolock import repo_lock
 
 _COLUMNS = ("number", "task_id", "branch", "base", "title", "state", "head_sha", "files",
-            "auto_merge_armed", "merged_sha", "closed_reason")
+            "auto_merge_armed", "merged_sha", "closed_reason", "body", "updated_at")
 PUSH_ATTEMPTS = 5
 
 
@@ -43,6 +44,10 @@ def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
         merged_sha=values["merged_sha"],
         url=f"local:#{values['number']}",
         closed_reason=values["closed_reason"],
+        body=values["body"],
+        # A merged row is not written again: its last update is the merge.
+        merged_at=(parse_ts(values["updated_at"]) if values["state"] == PullRequestState.MERGED
+                   else None),
     )
 
 
@@ -85,6 +90,11 @@ class LocalForge:
 
     def list_open_prs(self) -> list[PullRequest]:
         return self._select("state = ?", (PullRequestState.OPEN.value,))
+
+    def merged_prs(self, since: datetime) -> list[PullRequest]:
+        """Pull requests merged at or after ``since``, oldest first, with their bodies."""
+        return self._select("state = ? AND updated_at >= ?",
+                            (PullRequestState.MERGED.value, isoformat(since)))
 
     # -- writing ------------------------------------------------------------------------
 

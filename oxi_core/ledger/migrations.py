@@ -194,6 +194,53 @@ def m009_task_rounds(conn: Any) -> None:
     conn.execute("ALTER TABLE tasks ADD COLUMN round_start INTEGER NOT NULL DEFAULT 0")
 
 
+@migration
+def m010_auto_improve(conn: Any) -> None:
+    # Auto-improve (oxi_core/auto_improve/): every candidate a source returned, once, with what
+    # became of it (a scan that stops half-way loses nothing: the next one takes up the rest),
+    # and the proposals staged for the operator. The events say why; these rows say where
+    # things stand, changed in the same transaction as their event.
+    conn.execute(
+        """
+        CREATE TABLE auto_improve_candidates (
+            key TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            identifier TEXT NOT NULL,
+            signal_kind TEXT NOT NULL DEFAULT '',
+            target_key TEXT NOT NULL DEFAULT '',
+            candidate TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            proposal_id TEXT,
+            first_seen TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX auto_improve_candidates_status ON auto_improve_candidates "
+                 "(status, first_seen)")
+    conn.execute(
+        """
+        CREATE TABLE auto_improve_proposals (
+            id TEXT PRIMARY KEY,
+            n INTEGER NOT NULL,
+            tier INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            subtitle TEXT NOT NULL,
+            body TEXT NOT NULL,
+            candidate_key TEXT NOT NULL,
+            target_key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            emitted_at TEXT NOT NULL,
+            decided_at TEXT
+        )
+        """
+    )
+    conn.execute("CREATE INDEX auto_improve_proposals_status ON auto_improve_proposals "
+                 "(status, emitted_at)")
+
+
 def pending_migrations(conn: Any) -> list[str]:
     """The migrations this ledger has not had, in order (all of them for a new file)."""
     known = conn.execute(
