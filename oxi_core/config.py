@@ -61,7 +61,8 @@ class Roles:
     """Which configured instance plays each part. Unset roles are filled in by ``resolve``."""
 
     worker: str | None = None
-    critic: str | None = None
+    # One judge, or several (`critic = ["tests", "review"]`): every one must approve.
+    critic: str | tuple[str, ...] | None = None
     forge: str | None = None
     shadow: str | None = None
 
@@ -153,7 +154,13 @@ class OxiConfig:
 
     @property
     def critic(self) -> Any | None:
-        return self.instances["judges"].get(self.roles.critic) if self.roles.critic else None
+        names = self.roles.critic
+        if isinstance(names, tuple):
+            from oxi_core.builtins.composite_critic import CompositeCritic
+
+            return CompositeCritic(tuple((name, self.instances["judges"][name])
+                                         for name in names))
+        return self.instances["judges"].get(names) if names else None
 
     @property
     def forge(self) -> Any:
@@ -525,7 +532,7 @@ def load_config(
     specs = {kind: _instance_specs(kind, data.get(kind, {}), registry, file,
                                    unbuilt=None if secrets else unbuilt)
              for kind in KIND_HOOKS}
-    roles = _load_roles(data.get("roles", {}), converter, file)
+    roles = _load_roles(data.get("roles", {}), file)
     shadow_env = os.environ.get("OXI_AGENTIC_SHADOW")
     if shadow_env:
         roles = attrs.evolve(roles, shadow=shadow_env)
@@ -729,16 +736,27 @@ def _build(
     return instance
 
 
-def _load_roles(table: Mapping[str, Any], converter: cattrs.Converter, file: str | None) -> Roles:
+def _load_roles(table: Mapping[str, Any], file: str | None) -> Roles:
     allowed = {field.name for field in attrs.fields(Roles)}
     for key in table:
         if key not in allowed:
             raise ConfigError(f"unknown role; expected {', '.join(sorted(allowed))}",
                               file=file, table="roles", key=key)
-    try:
-        return converter.structure(dict(table), Roles)
-    except (cattrs.BaseValidationError, TypeError) as error:
-        raise _config_error(error, file=file, table="roles") from error
+    rest = dict(table)
+    critic = rest.pop("critic", None)
+    if isinstance(critic, list):
+        if not critic or not all(isinstance(name, str) and name for name in critic):
+            raise ConfigError('expected a judge name or a list of them, such as ["tests", '
+                              '"review"]', file=file, table="roles", key="critic")
+        critic = tuple(dict.fromkeys(critic)) if len(critic) > 1 else critic[0]
+    elif critic is not None and not isinstance(critic, str):
+        raise ConfigError(f"expected a judge name or a list of them, got {critic!r}",
+                          file=file, table="roles", key="critic")
+    for key, value in rest.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {_describe(value)}", file=file,
+                              table="roles", key=key)
+    return Roles(critic=critic, **rest)
 
 
 # Where the plugins oxi knows of live, for "unknown type" errors.
@@ -786,14 +804,16 @@ def _resolve_roles(
     resolved = Roles(worker=worker, critic=critic, forge=forge, shadow=roles.shadow)
     for role, kind in (("worker", "agents"), ("critic", "judges"), ("forge", "forges"),
                        ("shadow", "agents")):
-        name = getattr(resolved, role)
-        if name is not None and name not in specs[kind]:
+        value = getattr(resolved, role)
+        for name in (value if isinstance(value, tuple) else (value,)):
+            if name is None or name in specs[kind]:
+                continue
             registration = registry.get(kind, name)
             if registration is None:
                 configured = ", ".join(specs[kind]) or "none"
                 raise ConfigError(
-                    f"names {name!r}, which is not configured; configured {kind}: {configured}",
-                    file=file, table="roles", key=role,
+                    f"names {name!r}, which is not configured; configured {kind}: "
+                    f"{configured}", file=file, table="roles", key=role,
                     hint=f"add [{kind}.{name}] with a type and kwargs",
                 )
             specs[kind][name] = InstanceSpec(kind, name, name, {}, "normal",

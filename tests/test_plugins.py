@@ -37,7 +37,7 @@ BUILTIN_NAMES = {
     "forges": ["local"],
     "gates": ["budget", "file_overlap"],
     "inference": ["litellm"],
-    "judges": ["command"],
+    "judges": ["command", "llm"],
     "notifiers": ["log", "webhook"],
 }
 

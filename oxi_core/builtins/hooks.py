@@ -28,8 +28,10 @@ def register_agents(register: Register) -> None:
 @hookimpl
 def register_judges(register: Register) -> None:
     from oxi_core.builtins.command_critic import CommandCritic
+    from oxi_core.builtins.llm_critic import LLMCritic
 
     register("command", CommandCritic)
+    register("llm", LLMCritic)
 
 
 @hookimpl

@@ -22,6 +22,8 @@ NOTIFY_EVENT_TYPES = frozenset(
         "task_cancelled",
         "engine_paused",
         "budget_undercount",
+        "critic_unavailable",
+        "triage_disabled",
         "task_cap_exceeded",
     }
 )

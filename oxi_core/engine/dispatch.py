@@ -23,7 +23,13 @@ from oxi_core.engine.retry import retry_due
 from oxi_core.engine.routes import agent_model, provider_failure, route_worker
 from oxi_core.errors import AgentSetupError
 from oxi_core.ledger import events as ev
-from oxi_core.models import Classification, PullRequestState, PullRequestSubject, isoformat
+from oxi_core.models import (
+    Classification,
+    PullRequestState,
+    PullRequestSubject,
+    VerdictKind,
+    isoformat,
+)
 from oxi_core.repolock import repo_lock
 from oxi_core.roadmap import RoadmapItem
 from oxi_core.tasks import Task, TaskStatus
@@ -435,6 +441,12 @@ class Worker:
             payload={"pr": pr_number, "verdict": str(verdict.kind),
                      "reasons": list(verdict.reasons), "critic": self.config.roles.critic},
         )
+        if verdict.kind is VerdictKind.ABSTAIN:
+            # The critic could not judge (its model unreachable or unreadable): no approval,
+            # and no reason to redo the work either. The pull request waits for a person.
+            self.engine.record(ev.CRITIC_UNAVAILABLE, task_id=task.id, notify=True, payload={
+                "pr": pr_number, "reasons": list(verdict.reasons)})
+            return False
         if not verdict.approved:
             reasons = "\n\n".join(verdict.reasons)
             if task.round_attempts >= self.policy.max_attempts:
