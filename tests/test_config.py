@@ -233,7 +233,7 @@ def test_an_unknown_engine_key_names_the_key_and_the_accepted_ones(tmp_path: Pat
         ('reviewer = "a"', "reviewer", "unknown role; expected critic, forge, shadow, worker"),
         ("worker = 3", "worker", "expected a string, got the number 3"),
         ("critic = [3]", "critic", 'expected a judge name or a list of them, such as ["tests"'),
-        ('critic = ["a", "ghost"]', "critic", "names 'ghost', which is not configured"),
+        ('critic = ["ghost", "tests"]', "critic", "names 'ghost', which is not configured"),
     ],
 )
 def test_a_bad_roles_entry_names_the_role(tmp_path: Path, roles: str, key: str, says: str) -> None:
