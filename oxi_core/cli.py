@@ -160,12 +160,14 @@ def config_check(state: CliState, as_json: bool) -> None:
 from oxi_core.commands import loop as _loop  # noqa: E402  (click only; defined after cli)
 from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 from oxi_core.commands import route as _route  # noqa: E402
+from oxi_core.commands import worktree as _worktree  # noqa: E402
 
 _loop.add_commands(cli)
 _loop.add_daemon_commands(cli)
 _loop.add_shadow_commands(cli)
 _roadmap.add_commands(cli)
 _route.add_commands(cli)
+_worktree.add_commands(cli)
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import attrs
+
 from oxi_core.errors import GitError
 
 # What oxi's own commits are signed with when the repository has no identity configured.
@@ -80,38 +82,59 @@ def changed_files(base: str, head: str, cwd: Path) -> list[str]:
     return sorted(name for name in text.split("\0") if name)
 
 
-def is_dirty(cwd: Path) -> bool:
-    return bool(out(["status", "--porcelain", "--untracked-files=all"], cwd))
+@attrs.frozen
+class TreeStatus:
+    """A worktree as one `git status` saw it."""
+
+    head: str | None  # its HEAD commit (None before the first commit)
+    changed: tuple[str, ...] = ()  # tracked files with changes (staged or not), conflicts
+    untracked: tuple[str, ...] = ()  # untracked files, one by one (ignored ones not listed)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.changed or self.untracked)
 
 
-def head_and_dirty(cwd: Path) -> tuple[str | None, bool]:
-    """The worktree's HEAD commit and whether it has uncommitted or untracked changes: one
-    `git status` instead of a rev-parse and a status."""
+# Fields before the path in `git status --porcelain=v2` entries: ordinary (1), renamed or
+# copied (2, whose original path follows as the next NUL-separated entry), unmerged (u).
+_V2_FIELDS = {"1": 8, "2": 9, "u": 10}
+
+
+def tree_status(cwd: Path) -> TreeStatus:
+    """HEAD, changed and untracked files of a worktree: one `git status`."""
     # --no-optional-locks: a read-only look, never racing an agent for the index lock.
     text = git(["--no-optional-locks", "status", "--porcelain=v2", "--branch", "-z",
                 "--untracked-files=all"], cwd).stdout
     head: str | None = None
-    dirty = False
-    for entry in text.split("\0"):
+    changed: list[str] = []
+    untracked: list[str] = []
+    entries = iter(text.split("\0"))
+    for entry in entries:
         if entry.startswith("# branch.oid "):
             oid = entry[len("# branch.oid "):]
             head = None if oid == "(initial)" else oid
-        elif entry and not entry.startswith("#"):
-            dirty = True
-    return head, dirty
+        elif entry.startswith("? "):
+            untracked.append(entry[2:])
+        elif entry[:1] in _V2_FIELDS and entry[1:2] == " ":
+            changed.append(entry.split(" ", _V2_FIELDS[entry[0]])[-1])
+            if entry[0] == "2":
+                next(entries, None)  # the original path of a rename or copy
+    return TreeStatus(head, tuple(changed), tuple(untracked))
 
 
-def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = None) -> bool:
-    """Stage everything and commit as oxi. Returns False when there was nothing to commit.
+def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = None,
+               exclude: Sequence[str] = ()) -> bool:
+    """Stage everything but the untracked paths in ``exclude`` and commit as oxi. Returns False
+    when there was nothing to commit.
 
     ``identity`` is what `identity_env` gave for the repository (worktrees share its config);
     without it the worktree is asked."""
-    git(["add", "-A"], cwd)
+    git(["add", "-A", "--", ".", *(f":(exclude,literal){path}" for path in exclude)], cwd)
     env = identity if identity is not None else identity_env(cwd)
     result = git(["commit", "--no-verify", "-q", "-m", message], cwd, env=env, check=False)
     if result.returncode == 0:
         return True
-    if not out(["status", "--porcelain"], cwd):
+    if not out(["diff", "--cached", "--name-only"], cwd):
         return False  # nothing to commit
     raise GitError(["git", "commit"], result.returncode, result.stderr or result.stdout)
 

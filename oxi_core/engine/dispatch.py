@@ -16,6 +16,7 @@ import attrs
 from oxi_core import git
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
 from oxi_core.engine import worktrees
+from oxi_core.engine.droppings import split_droppings
 from oxi_core.engine.hooks import HookOutcome, run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
@@ -381,7 +382,10 @@ class Worker:
 
     async def _deliver(self, path: Any, branch: str) -> None:
         task = self.task()
-        head, dirty = await asyncio.to_thread(git.head_and_dirty, path)
+        status = await asyncio.to_thread(git.tree_status, path)
+        head = status.head
+        untracked, droppings = split_droppings(status.untracked)
+        dirty = bool(status.changed or untracked)  # build droppings are not work
         if not dirty and head is not None and head == self._base_commit:
             # A clean tree whose HEAD is a commit the base branch had: nothing on top of it.
             # (When the base moved since the fetch, HEAD differs and the diff decides.)
@@ -390,7 +394,8 @@ class Worker:
             return
         if dirty:
             await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}",
-                                    identity=git.identity_env(self.paths.repo_root))
+                                    identity=git.identity_env(self.paths.repo_root),
+                                    exclude=droppings)
         # No diff against the base means no work, whatever the commits say.
         changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
         if not changed:

@@ -182,19 +182,14 @@ class Engine:
 
     def startup(self) -> None:
         """Once per process: sweep worktrees left by a crash (keeping any unpushed work)."""
+        from oxi_core.engine.leftovers import busy_task_ids, record_sweep
         from oxi_core.engine.worktrees import sweep_worktrees
 
-        busy = {t.id for t in self.ledger.tasks([TaskStatus.DISPATCHED])}
+        busy = busy_task_ids(self.ledger)
         policy = self.config.policy
         with repo_lock(self.config.paths.state_dir).hold():
             swept = sweep_worktrees(self.config.paths, remote=policy.remote, busy=busy)
-        for path, kept in swept:
-            if kept:
-                self.record(ev.WORKTREE_KEPT, task_id=path.name,
-                            payload={"path": str(path), "reason": kept, "by": "sweep"})
-            else:
-                self.record(ev.WORKTREE_REMOVED, task_id=path.name,
-                            payload={"path": str(path), "by": "sweep"})
+        record_sweep(self.ledger, swept, by="sweep")
 
     async def run_once(self) -> TickReport:
         """`oxi tick`: one tick, then wait for the workers it started."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 
 from oxi_core import git
+from oxi_core.engine.droppings import split_droppings
 from oxi_core.errors import WorktreeError
 from oxi_core.policy import RepoPaths
 
@@ -158,10 +159,20 @@ def _add_worktree(repo: Path, target: Path, branch: str, *, base_ref: str, remot
     return git.git(argv, repo, check=strict).returncode == 0
 
 
+UNCOMMITTED = "uncommitted changes"
+
+
 def unpushed_work(path: Path, *, branch: str, remote: str) -> str | None:
-    """Why removing this worktree would lose work, or None when everything is on the remote."""
-    if git.is_dirty(path):
-        return "uncommitted changes"
+    """Why removing this worktree would lose work, or None when everything is on the remote.
+    Build droppings (bytecode, caches, installed dependencies) are not work."""
+    status = git.tree_status(path)
+    if status.changed or split_droppings(status.untracked)[0]:
+        return UNCOMMITTED
+    return unpushed_commits(path, branch=branch, remote=remote)
+
+
+def unpushed_commits(path: Path, *, branch: str, remote: str) -> str | None:
+    """Why this worktree's commits would be lost with it, or None when the remote has them."""
     # Commits reachable from HEAD but from no ref of the remote exist only here.
     result = git.git(["rev-list", "-n", "1", "HEAD", "--not", f"--remotes={remote}"], path,
                      check=False)
@@ -182,14 +193,18 @@ def _check_removable(paths: RepoPaths, path: Path) -> None:
 
 def remove_worktree(
     paths: RepoPaths, path: Path, *, branch: str, remote: str, force: bool = False,
+    discard_uncommitted: bool = False,
 ) -> str | None:
-    """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was."""
+    """Remove a worktree whose work is safely on the remote. Returns why it was kept, if it was.
+    ``discard_uncommitted``: uncommitted changes may go, commits on no remote branch never."""
     _check_removable(paths, path)
     if not path.exists():
         git.git(["worktree", "prune"], paths.repo_root)
         return None
     if not force:
         reason = unpushed_work(path, branch=branch, remote=remote)
+        if reason == UNCOMMITTED and discard_uncommitted:
+            reason = unpushed_commits(path, branch=branch, remote=remote)
         if reason:
             return reason
     git.git(["worktree", "remove", "--force", str(path)], paths.repo_root)
@@ -225,10 +240,39 @@ def _sweep_shadows(paths: RepoPaths, folder: Path, busy: set[str]) -> list[tuple
     return removed
 
 
+@attrs.frozen
+class Leftover:
+    """A folder under the worktrees folder, as `oxi worktree list` shows it."""
+
+    path: Path
+    branch: str | None  # None: not a worktree git knows (crash debris), or a symlink
+    holds: str | None  # what removing it would lose (None: nothing)
+
+
+def list_worktrees(paths: RepoPaths, *, remote: str) -> list[Leftover]:
+    """Every task worktree folder, with what removing it would lose (nothing is changed)."""
+    base = paths.worktrees_dir
+    if not base.is_dir() or base.is_symlink():
+        return []
+    registered = _registered_worktrees(paths.repo_root)
+    found: list[Leftover] = []
+    for entry in sorted(base.iterdir()):
+        if entry.is_symlink():
+            found.append(Leftover(entry, None, "a symlink; left alone"))
+            continue
+        if not _SAFE_ID.match(entry.name):
+            continue
+        branch = registered.get(entry.resolve())
+        holds = unpushed_work(entry, branch=branch, remote=remote) if branch else None
+        found.append(Leftover(entry, branch, holds))
+    return found
+
+
 def sweep_worktrees(
-    paths: RepoPaths, *, remote: str, busy: set[str]
+    paths: RepoPaths, *, remote: str, busy: set[str], discard_uncommitted: bool = False,
 ) -> list[tuple[Path, str | None]]:
-    """Remove leftover worktrees (not in ``busy`` task ids), keeping any with unpushed work.
+    """Remove leftover worktrees (not in ``busy`` task ids), keeping any with unpushed work
+    (``discard_uncommitted``: uncommitted changes may go, unpushed commits never).
 
     Returns each leftover and why it was kept (None when it was removed).
     """
@@ -256,7 +300,8 @@ def sweep_worktrees(
                 shutil.rmtree(entry)  # not a worktree git knows: crash debris
                 results.append((entry, None))
             continue
-        kept = remove_worktree(paths, entry, branch=branch, remote=remote)
+        kept = remove_worktree(paths, entry, branch=branch, remote=remote,
+                               discard_uncommitted=discard_uncommitted)
         results.append((entry, kept))
     git.git(["worktree", "prune"], paths.repo_root)
     return results
