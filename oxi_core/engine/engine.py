@@ -318,9 +318,14 @@ class Engine:
                         payload={"pr": task.pr_number, "comment": comment})
 
     def _reap(self, report: TickReport) -> None:
+        triage = None
+        if self.config.policy.triage:
+            from oxi_core.engine.triage import HeartbeatTriage
+
+            triage = HeartbeatTriage(self.config, self.ledger)  # one per tick
         report.reaped = reap_zombies(
             self.ledger, now=self.clock(), timeout_s=self.config.policy.heartbeat_timeout_s,
-            host=self.host, skip=frozenset(self.workers),
+            host=self.host, skip=frozenset(self.workers), triage=triage,
             own=(self.supervisor_pid, self.supervisor_started_at),
         )
         for reaped in report.reaped:
