@@ -70,27 +70,30 @@ def paths_overlap(left: Iterable[str], right: Iterable[str]) -> list[str]:
 
 @attrs.define
 class FileOverlapGate:
-    """Defers a task whose expected files overlap an open PR's files or an in-flight task's."""
+    """Defers a task whose expected files overlap those of another task from its claim until
+    its pull request merges or closes (the ledger's dispatched and in-review tasks), or those
+    of any open PR the forge lists (a person's, too)."""
 
     def check(self, task: Task, state: EngineState) -> GateDecision:
         scope = task.files_touched
         if not scope:
             return GateDecision.allow()
+        unsettled = (*state.in_flight, *state.in_review)
+        tasks = [other.id for other in unsettled
+                 if other.id != task.id and paths_overlap(scope, other.files_touched)]
         prs = [pr.number for pr in state.open_prs
                if pr.task_id != task.id and paths_overlap(scope, pr.files)]
-        tasks = [other.id for other in state.in_flight
-                 if other.id != task.id and paths_overlap(scope, other.files_touched)]
         if not prs and not tasks:
             return GateDecision.allow()
         files = sorted({f for pr in state.open_prs if pr.number in prs
                         for f in paths_overlap(scope, pr.files)}
-                       | {f for other in state.in_flight if other.id in tasks
+                       | {f for other in unsettled if other.id in tasks
                           for f in paths_overlap(scope, other.files_touched)})
         parts = []
         if prs:
             parts.append("open PRs " + ", ".join(f"#{n}" for n in prs))
         if tasks:
-            parts.append("in-flight tasks " + ", ".join(tasks))
+            parts.append("unmerged tasks " + ", ".join(tasks))
         return GateDecision.defer(
             f"files {', '.join(files)} overlap {' and '.join(parts)}",
             overlapping_prs=prs, overlapping_tasks=tasks, files=files,

@@ -479,13 +479,17 @@ class Engine:
 
     def engine_state(self) -> EngineState:
         now = self.clock()
-        in_flight = tuple(self.ledger.tasks([TaskStatus.DISPATCHED]))
+        # One read: a task going from dispatched to in review between two reads would be in
+        # neither, and the file-overlap gate would not see it.
+        unsettled = self.ledger.tasks([TaskStatus.DISPATCHED, TaskStatus.IN_REVIEW])
+        in_flight = tuple(t for t in unsettled if t.status is TaskStatus.DISPATCHED)
+        in_review = tuple(t for t in unsettled if t.status is TaskStatus.IN_REVIEW)
         reserved = sum(self.estimate(t) for t in in_flight)
         return EngineState(
             now=now, policy=self.config.policy, in_flight=in_flight,
             open_prs=tuple(self._open_prs), spent_today_usd=self.spent_today(now),
             reserved_usd=reserved, worker_model=self.worker_model(), estimate=self.estimate,
-            daily_budget_usd=self.config.policy.budget_per_day_usd,
+            daily_budget_usd=self.config.policy.budget_per_day_usd, in_review=in_review,
         )
 
     def spent_today(self, now: datetime | None = None) -> float:

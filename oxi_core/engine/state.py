@@ -25,3 +25,7 @@ class EngineState:
     estimate: Callable[[Task], float] = attrs.field(eq=False, repr=False)
     daily_budget_usd: float = 0.0
     extra: Mapping[str, object] = attrs.field(factory=dict)
+    # Tasks whose pull request is open as the ledger knows it (read in the same query as
+    # in_flight, so a task moving between the two is never missed): a forge's list of open PRs
+    # may lag behind, or drop a PR the moment it merges while its task is still settling.
+    in_review: tuple[Task, ...] = ()
