@@ -16,11 +16,11 @@ import attrs
 import pytest
 from oxi_adapter_self import SelfAdapter
 
-from oxi_core.config import load_config
+from oxi_core.config import KNOWN_DISTRIBUTIONS, load_config
 from oxi_core.errors import ConfigError
 from oxi_core.log import REDACTED, redact_text
 from oxi_core.plugins import reset_plugins
-from oxi_core.registry import Registration, Registry
+from oxi_core.registry import Registration, Registry, get_registry
 
 OXI = Path(sys.executable).with_name("oxi")
 
@@ -146,10 +146,18 @@ def test_an_unknown_type_is_one_line_listing_the_installed_ones(tmp_path: Path) 
 
 
 def test_an_unknown_but_known_of_type_names_its_distribution(tmp_path: Path) -> None:
-    toml = write_toml(tmp_path, '[sources.ideas]\ntype = "newsletter"\n')
+    # A type of a distribution oxi knows of but this venv lacks (the workspace installs more
+    # of them as they are written: oxi-newsletter and oxi-x already are).
+    registry = get_registry()
+    absent = [(name, dist) for name, dist in KNOWN_DISTRIBUTIONS.items()
+              if all(registry.get(kind, name) is None for kind in registry.kinds)]
+    if not absent:
+        pytest.skip("every distribution oxi knows of is installed here")
+    name, distribution = absent[0]
+    toml = write_toml(tmp_path, f'[sources.ideas]\ntype = "{name}"\n')
 
     assert_one_line_error(toml, table="sources.ideas", key="type",
-                          says=["unknown source type 'newsletter'", "pip install oxi-newsletter"])
+                          says=[f"unknown source type {name!r}", f"pip install {distribution}"])
 
 
 def test_a_missing_required_kwarg_is_one_line(tmp_path: Path) -> None:
