@@ -1,0 +1,15 @@
+"""Entry point ``grok`` in group ``oxi``: registers the inference target type ``grok``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from oxi_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_inference_targets(register: Callable[[str, type[Any]], None]) -> None:
+    from oxi_grok.target import GrokTarget
+
+    register("grok", GrokTarget)
