@@ -78,7 +78,11 @@ class GitError(OxiError):
         self.argv = argv
         self.returncode = returncode
         self.stderr = stderr
-        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        # git ends many refusals with advice ("hint: ..."); what went wrong comes before it
+        # ("! [rejected] HEAD -> x (fetch first)", "error: failed to push some refs").
+        said = [line.strip() for line in stderr.strip().splitlines()
+                if line.strip() and not line.startswith("hint:")]
+        tail = " / ".join(said[-2:]) if said else (stderr.strip().splitlines() or ["no output"])[-1]
         super().__init__(f"`{' '.join(argv)}` exited {returncode}: {tail}")
 
 
