@@ -102,3 +102,64 @@ def add_commands(cli: click.Group) -> None:
             call = report["call"]
             click.echo(f"calls: {', '.join(call['chain']) or 'nothing'} "
                        f"(configured inference targets: {', '.join(call['configured']) or 'none'})")
+
+    @route_group.command(name="suggest")
+    @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.9,
+                  show_default=True, help="Agreement a class needs to be promoted.")
+    @click.option("--min-pairs", type=click.IntRange(min=1), default=10, show_default=True,
+                  help="Shadow pairs a class needs to be promoted.")
+    @click.option("--apply", "apply_", is_flag=True,
+                  help="Write the change into routing.yaml beside oxi.toml (comments kept).")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @pass_state
+    def route_suggest(state: CliState, min_agreement: float, min_pairs: int, apply_: bool,
+                      as_json: bool) -> None:
+        """Promote task classes to the cheaper shadow agent, from the paired shadow runs."""
+        from datetime import UTC, datetime
+
+        from oxi_core.inference.routing import load_routing
+        from oxi_core.inference.suggest import (
+            apply_rules,
+            class_evidence,
+            read_pairs,
+            rule_for,
+            rule_yaml,
+            suggestions,
+        )
+        from oxi_core.ledger import Ledger
+
+        config = state.config(secrets=False)
+        pairs = read_pairs(Ledger(config.paths.ledger))
+        evidence = class_evidence(pairs)
+        chosen = suggestions(evidence, load_routing(config.config_dir),
+                             min_agreement=min_agreement, min_pairs=min_pairs)
+        today = datetime.now(UTC).date()
+        rules = [rule_for(item, today) for item in chosen]
+        written = str(apply_rules(config.config_dir, rules)) if apply_ and rules else None
+        if as_json:
+            emit_json({"pairs": len(pairs), "classes": [c.as_json() for c in evidence],
+                       "suggested": [c.as_json() for c in chosen], "rules": rules,
+                       "written": written, "min_agreement": min_agreement,
+                       "min_pairs": min_pairs})
+            return
+        if not pairs:
+            click.echo("no shadow pairs yet (set OXI_AGENTIC_SHADOW or [roles] shadow)")
+            return
+        click.echo(f"{len(pairs)} shadow pairs in {len(evidence)} task classes")
+        click.echo(f"  {'class':<44} {'pairs':>5} {'agree':>6} {'cost delta/run':>15} "
+                   f"{'merged':>7}")
+        for item in evidence:
+            click.echo(f"  {item.label + ' -> ' + item.shadow_agent:<44} {item.pairs:>5} "
+                       f"{item.agreement:>6.0%} {item.cost_delta_usd:>+15.4f} "
+                       f"{item.merge_rate:>7.0%}")
+        if not rules:
+            click.echo(f"no class qualifies (agreement >= {min_agreement:.0%} over >= "
+                       f"{min_pairs} pairs, and cheaper); routing.yaml unchanged")
+            return
+        click.echo("routing.yaml change (under roles: worker:, before the catch-all rule):")
+        for rule in rules:
+            click.echo(rule_yaml(rule), nl=False)
+        if written:
+            click.echo(f"written to {written}")
+        else:
+            click.echo("run with --apply to write it")
