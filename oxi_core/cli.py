@@ -157,6 +157,7 @@ def config_check(state: CliState, as_json: bool) -> None:
     click.echo("ok")
 
 
+from oxi_core.commands import auto_improve as _auto_improve  # noqa: E402
 from oxi_core.commands import loop as _loop  # noqa: E402  (click only; defined after cli)
 from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 from oxi_core.commands import route as _route  # noqa: E402
@@ -166,6 +167,7 @@ _loop.add_commands(cli)
 _loop.add_daemon_commands(cli)
 _loop.add_shadow_commands(cli)
 _roadmap.add_commands(cli)
+_auto_improve.add_commands(cli)
 _route.add_commands(cli)
 _worktree.add_commands(cli)
 

@@ -660,3 +660,115 @@ def prunable_ids(repo: Path, roadmap_text: str, ref: str = "main", *,
     """The ids of ``find_prunable``: what ``remove_items`` should take out."""
     return [match.item_id for match in find_prunable(repo, roadmap_text, ref,
                                                      roadmap_path=roadmap_path)]
+
+
+# -- writing items -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class NewItem:
+    """An item to add: its id, one-line title and subtitle, and a body of plain lines."""
+
+    id: str
+    title: str
+    subtitle: str
+    body: str = ""
+
+
+_EMPHASIS_EDGES = "*_ \t"
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line, without what would end the bold or italic around it early."""
+    flat = " ".join(text.replace("¶", " ").split())
+    return flat.replace("**", "").replace("__", "").strip(_EMPHASIS_EDGES)
+
+
+def _body_line(line: str) -> str:
+    """A body line that cannot start an item, a heading, a fence or a comment: such a line is
+    quoted (``> ``), and ``<!--`` and ``¶`` never appear."""
+    line = line.replace("¶", " ").replace("<!--", "< !--").rstrip()
+    if _heading(line) or _read_head(line) or _FENCE.match(line):
+        return "> " + line
+    return line
+
+
+def format_item(item: NewItem) -> str:
+    """The canonical text of an item (docs/roadmap-format.md): the bold id and title, the
+    italic subtitle, a blank line and the body. Ends with a newline."""
+    if _ID.match(item.id) is None:
+        raise RoadmapError(f"bad id {item.id!r}: ids are T{{tier}}-{{N}}, e.g. T1-A3")
+    title, subtitle = _one_line(item.title), _one_line(item.subtitle)
+    if not title or not subtitle:
+        raise RoadmapError(f"{item.id} needs a title and a subtitle")
+    lines = [f"**{item.id} · {title}**", f"_{subtitle}_"]
+    body = [_body_line(line) for line in item.body.strip().splitlines()]
+    if body:
+        lines += ["", *body]
+    return "\n".join(lines) + "\n"
+
+
+def insert_item(text: str, item: NewItem) -> str:
+    """``text`` with ``item`` added in its tier: after the last open item of that tier, else
+    before the Done section, else at the end. The result is parsed back: it must hold the
+    new item as written and every other item unchanged, or RoadmapError says why."""
+    before = parse_roadmap(text)
+    if before.get(item.id) is not None or item.id in before.unreadable_ids:
+        raise RoadmapError(f"{item.id} is already in the roadmap", hint="pick the next free id")
+    tier = int(_ID.match(item.id)["tier"])  # type: ignore[index]
+    lines = _split_lines(text)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    block = format_item(item).replace("\n", newline)
+    same_tier = [i for i in before.open_items if i.tier == tier]
+    done_heading = _done_heading_line(lines)
+    if same_tier:
+        at = max(i.end_line for i in same_tier)
+    elif done_heading is not None:
+        at = done_heading
+        while at > 0 and _blank(lines[at - 1]):
+            at -= 1
+    else:
+        at = len(lines)
+    head = "".join(lines[:at])
+    tail = "".join(lines[at:]).lstrip("\r\n")
+    if head and not head.endswith(("\n", "\r")):
+        head += newline
+    pieces = [head, newline if head else "", block]
+    if tail:
+        pieces += [newline, tail]
+    result = "".join(pieces)
+    _check_inserted(before, parse_roadmap(result), item)
+    return result
+
+
+def _done_heading_line(lines: list[str]) -> int | None:
+    """The 0-based line of the first Done heading outside fences, if any."""
+    fence: str | None = None
+    for index, line in enumerate(lines):
+        content = _content(line)
+        opening = _FENCE.match(content)
+        if fence is not None:
+            if opening and content.strip() == opening[1] and opening[1][0] == fence[0]:
+                fence = None
+            continue
+        if opening:
+            fence = opening[1]
+            continue
+        heading = _heading(content)
+        if heading is not None and _DONE_HEADING.match(heading[1]):
+            return index
+    return None
+
+
+def _check_inserted(before: Roadmap, after: Roadmap, item: NewItem) -> None:
+    added = after.get(item.id)
+    if added is None or added.done or added.title != _one_line(item.title) \
+            or added.subtitle != _one_line(item.subtitle):
+        raise RoadmapError(f"{item.id} did not read back as written; roadmap.md is unchanged")
+
+    def others(roadmap: Roadmap) -> list[tuple[str, str, str, bool]]:
+        return [(i.id, i.title, i.subtitle, i.done) for i in roadmap.items if i.id != item.id]
+
+    if others(before) != others(after) or len(after.errors) != len(before.errors):
+        raise RoadmapError(f"adding {item.id} would change other items or add errors; "
+                           "roadmap.md is unchanged")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger, redact
 from oxi_core.models import Event, converter
+
+if TYPE_CHECKING:
+    from oxi_core.ledger import Ledger
 
 # What operators want to hear about; everything else stays in the ledger.
 NOTIFY_EVENT_TYPES = frozenset(
@@ -25,8 +30,23 @@ NOTIFY_EVENT_TYPES = frozenset(
         "critic_unavailable",
         "triage_disabled",
         "task_cap_exceeded",
+        "auto_improve_noise_alert",
+        "auto_improve_paused",
+        "auto_improve_watchdog_stalled",
     }
 )
+
+
+def deliver(notifiers: Mapping[str, Any], ledger: Ledger, event: Event) -> None:
+    """Hand ``event`` to every notifier; one that fails is a notify_failed event, never an
+    error for the caller (a notifier down must not stop the engine or a scan)."""
+    for name, notifier in notifiers.items():
+        try:
+            notifier.notify(event)
+        except Exception as error:
+            ledger.append(ev.NOTIFY_FAILED, task_id=event.task_id, payload={
+                "notifier": name, "event_id": event.id,
+                "error": f"{type(error).__name__}: {error}"})
 
 
 def event_json(event: Event) -> dict[str, Any]:

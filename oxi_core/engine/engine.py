@@ -649,13 +649,9 @@ class Engine:
         self._notifications = [f for f in self._notifications if not f.done()]
 
     def _deliver(self, event: Event) -> None:
-        for name, notifier in self.config.instances["notifiers"].items():
-            try:
-                notifier.notify(event)
-            except Exception as error:  # a notifier down must not stop the engine
-                self.ledger.append(ev.NOTIFY_FAILED, task_id=event.task_id, payload={
-                    "notifier": name, "event_id": event.id,
-                    "error": f"{type(error).__name__}: {error}"})
+        from oxi_core.builtins.notifiers import deliver
+
+        deliver(self.config.instances["notifiers"], self.ledger, event)
 
     # -- dry run --------------------------------------------------------------------------
 
