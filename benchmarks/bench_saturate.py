@@ -5,7 +5,7 @@
 
 Builds a real repository with a bare origin and ``--tasks`` roadmap items that each touch their
 own file, configures the built-in ``exec`` agent to run tests/agents/scripted_agent.py (which
-sleeps ``--sleep`` seconds and writes one line), and runs ``python -m oxi_core saturate -n N``
+sleeps ``--sleep`` seconds and writes one line), and runs ``python -m oxi_core saturate -j N``
 as a subprocess, with the probe's readings pinned to a roomy idle host (so N, not this
 machine's load, is the limit). When every task has a result and its PR, saturate gets SIGTERM.
 
@@ -67,7 +67,7 @@ def run_once(base: Path, args: argparse.Namespace) -> dict[str, float]:
     env.pop("PYTEST_CURRENT_TEST", None)
     log = open(base / "saturate.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oxi_core", "saturate", "-n", str(args.workers),
+        [sys.executable, "-m", "oxi_core", "saturate", "-j", str(args.workers),
          "--interval", str(args.interval)],
         cwd=repo.root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         start_new_session=True)

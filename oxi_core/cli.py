@@ -16,12 +16,19 @@ import click
 from oxi_core import __version__
 from oxi_core.commands import common
 
-pass_state = common.pass_state
-emit_json = common.emit_json
 CliState = common.CliState
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EPILOG = """\b
+--json prints one JSON document, --jsonl JSON lines; docs/json.md has every shape.
+Exit codes: 0 ok; 1 failed, or a check found errors; 2 bad command line or oxi.toml;
+130 interrupted.
+Shell completion: eval "$(_OXI_COMPLETE=bash_source oxi)" in ~/.bashrc
+(zsh_source, fish_source for zsh and fish).
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(__version__, "--version", prog_name="oxi")
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -50,122 +57,25 @@ class AliasGroup(click.Group):
         return self.target.get_command(ctx, cmd_name)
 
 
-cli.add_command(AliasGroup(cli, name="v3", help="The same commands (for service units)."))
+cli.add_command(AliasGroup(
+    cli, name="v3",
+    help="`oxi v3 COMMAND` is `oxi COMMAND`: the spelling of oxi's original specification, "
+         "kept so service units written for it keep working."))
 
 
-# -- plugins and configuration -------------------------------------------------------------
-
-
-@cli.command(name="plugins")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_command(as_json: bool) -> None:
-    """List installed plugins: distribution, version, hooks, registered names."""
-    from oxi_core.plugins import load_plugins
-    from oxi_core.registry import get_registry
-
-    loaded = load_plugins()
-    registry = get_registry()
-    rows: list[dict[str, Any]] = [
-        {
-            "name": info.name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "builtin": info.builtin,
-            "hooks": loaded.hooks_of(name),
-            "registered": registry.by_plugin(name),
-        }
-        for name, info in sorted(loaded.infos.items(), key=lambda item: (not item[1].builtin,
-                                                                          item[0]))
-    ]
-    failures = [
-        {"name": f.name, "distribution": f.distribution, "version": f.version, "error": f.error}
-        for f in registry.failures
-    ]
-    if as_json:
-        emit_json({"plugins": rows, "failures": failures})
-        return
-    for row in rows:
-        click.echo(f"{row['distribution']} {row['version']}  ({row['name']})")
-        click.echo(f"  hooks: {', '.join(row['hooks']) or 'none'}")
-        for kind, names in row["registered"].items():
-            click.echo(f"  {kind}: {', '.join(names)}")
-    for failure in failures:
-        click.echo(f"FAILED {failure['distribution']} {failure['version']} "
-                   f"({failure['name']}): {failure['error']}")
-
-
-@cli.command(name="init")
-@click.option("--force", is_flag=True, help="Overwrite an existing oxi.toml.")
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
-def init_command(force: bool, folder: Path) -> None:
-    """Write a commented starter oxi.toml."""
-    from oxi_core.starter import STARTER_TOML
-
-    target = folder / "oxi.toml"
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} exists; pass --force to overwrite it")
-    folder.mkdir(parents=True, exist_ok=True)
-    target.write_text(STARTER_TOML, encoding="utf-8")
-    click.echo(f"wrote {target}; edit it, then run `oxi config check`")
-
-
-@cli.group(name="config")
-def config_group() -> None:
-    """Inspect oxi.toml."""
-
-
-@config_group.command(name="check")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_state
-def config_check(state: CliState, as_json: bool) -> None:
-    """Load oxi.toml and every plugin it names, and report."""
-    import attrs
-
-    config = state.config()
-    # Checks too slow for every load (a binary's version, its output format) run here.
-    for instances in config.instances.values():
-        for instance in instances.values():
-            validate = getattr(instance, "validate", None)
-            if callable(validate):
-                validate()
-    report: dict[str, Any] = {
-        "config": str(config.path) if config.path else None,
-        "adapter": type(config.adapter).__module__ + "." + type(config.adapter).__qualname__,
-        "paths": {k: str(v) for k, v in attrs.asdict(config.paths).items()},
-        "policy": attrs.asdict(config.policy),
-        "roles": attrs.asdict(config.roles),
-        "instances": {
-            kind: {name: {"type": spec.type, "distribution": spec.distribution,
-                          "trust": spec.trust} for name, spec in specs.items()}
-            for kind, specs in config.specs.items() if specs
-        },
-        "worktree_hooks": sorted(config.worktree.hooks),
-    }
-    if as_json:
-        emit_json(report)
-        return
-    click.echo(f"config:  {report['config'] or '(embedded defaults)'}")
-    click.echo(f"adapter: {report['adapter']}")
-    click.echo(f"repo:    {config.paths.repo_root}")
-    click.echo(f"roadmap: {config.paths.roadmap}")
-    click.echo(f"ledger:  {config.paths.ledger}")
-    for kind, specs in config.specs.items():
-        for name, spec in specs.items():
-            click.echo(f"{kind}.{name}: {spec.type} ({spec.distribution})")
-    roles = ", ".join(f"{k}={v}" for k, v in attrs.asdict(config.roles).items() if v)
-    click.echo(f"roles:   {roles}")
-    click.echo("ok")
-
-
-from oxi_core.commands import auto_improve as _auto_improve  # noqa: E402
-from oxi_core.commands import loop as _loop  # noqa: E402  (click only; defined after cli)
+from oxi_core.commands import auto_improve as _auto_improve  # noqa: E402  (defined after cli)
+from oxi_core.commands import ledger as _ledger  # noqa: E402
+from oxi_core.commands import loop as _loop  # noqa: E402
 from oxi_core.commands import roadmap as _roadmap  # noqa: E402
 from oxi_core.commands import route as _route  # noqa: E402
+from oxi_core.commands import setup as _setup  # noqa: E402
+from oxi_core.commands import tasks as _tasks  # noqa: E402
 from oxi_core.commands import worktree as _worktree  # noqa: E402
 
+_setup.add_commands(cli)
 _loop.add_commands(cli)
-_loop.add_daemon_commands(cli)
-_loop.add_shadow_commands(cli)
+_ledger.add_commands(cli)
+_tasks.add_commands(cli)
 _roadmap.add_commands(cli)
 _auto_improve.add_commands(cli)
 _route.add_commands(cli)
@@ -200,24 +110,32 @@ def build_cli() -> click.Group:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    from oxi_core.errors import OxiError
+    """The console script: one voice for every error (`oxi: error: ...` on stderr) and the
+    exit codes of docs/json.md."""
+    from oxi_core.errors import EXIT_INTERRUPTED, OxiError
 
     group = build_cli()
     try:
-        group.main(args=argv, prog_name="oxi", standalone_mode=False)
+        # Without standalone mode click returns a command's `Exit` code instead of exiting.
+        code = group.main(args=argv, prog_name="oxi", standalone_mode=False)
     except OxiError as error:
         if _should_reraise():
             raise
         from oxi_core.log import redact_text
 
-        click.echo(f"oxi: error: {redact_text(str(error))}", err=True)
-        sys.exit(error.exit_code)
+        fail(redact_text(str(error)), error.exit_code)
     except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        sys.exit(130)
+        fail("interrupted", EXIT_INTERRUPTED)
+    except click.UsageError as error:
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+        fail(f"{error.format_message().rstrip('.')}{where}", error.exit_code)
     except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+        fail(error.format_message(), error.exit_code)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, exit_code: int) -> NoReturn:
+    click.echo(f"oxi: error: {message}", err=True)
+    sys.exit(exit_code)

@@ -7,13 +7,14 @@ the file: a value ``{ env = "NAME" }`` is read from the environment (and redacte
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import importlib
 import inspect
 import os
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ import cattrs.v
 from cattrs.gen import make_dict_structure_fn
 
 from oxi_core.auto_improve.settings import AutoImproveSettings
-from oxi_core.errors import ConfigError
+from oxi_core.errors import ConfigError, NotARepository
 from oxi_core.hookspecs import KIND_HOOKS
 from oxi_core.log import redact_text, register_secret
 from oxi_core.policy import Policy, RepoPaths
@@ -212,39 +213,120 @@ def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path |
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    return read_toml_text(path)[1]
+
+
+def read_toml_text(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its data; a syntax error names the line (and the table and key
+    only when the failing line sits inside one: a broken header belongs to no table)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read the file: {error}", file=str(path)) from error
     try:
-        return tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        table, key = _toml_error_location(text, str(error))
+        line, table, key = _toml_error_location(text, str(error))
         raise ConfigError(
-            f"invalid TOML: {error}", file=str(path), table=table, key=key,
+            f"invalid TOML: {_TOML_AT_LINE.sub('', str(error)).rstrip(' (,')}", file=str(path),
+            table=table, key=key, line=line,
             hint="fix the syntax at that line (strings need quotes, tables [brackets])",
         ) from error
 
 
-_TOML_AT_LINE = re.compile(r"at line (?P<line>\d+)")
+_TOML_AT_LINE = re.compile(r"\(?at line (?P<line>\d+), column \d+\)?|at end of document")
 _TOML_HEADER = re.compile(r"^\s*\[\[?(?P<name>[^\[\]]+)\]\]?\s*(#.*)?$")
 _TOML_KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*=")
 
 
-def _toml_error_location(text: str, message: str) -> tuple[str | None, str | None]:
-    """Best effort: the table header above the failing line, and the key the line assigns."""
+def _dotted(name: str) -> str:
+    return ".".join(part.strip().strip("\"'") for part in name.split("."))
+
+
+def _toml_error_location(text: str, message: str) -> tuple[int | None, str | None, str | None]:
+    """(line, table, key) of a syntax error: the line tomllib names, the key it assigns, and
+    the table header above it unless the line is itself a (broken) header."""
     found = _TOML_AT_LINE.search(message)
-    if found is None:
-        return None, None
     lines = text.splitlines()
-    number = int(found.group("line"))
-    assigned = _TOML_KEY.match(lines[number - 1]) if number <= len(lines) else None
-    key = re.sub(r"[\s\"']", "", assigned.group("key")) if assigned else None
+    number = int(found.group("line")) if found and found.group("line") else len(lines)
+    if not 1 <= number <= len(lines):
+        return None, None, None
+    failing = lines[number - 1]
+    if failing.lstrip().startswith("["):
+        return number, None, None
+    assigned = _TOML_KEY.match(failing)
+    key = _dotted(assigned.group("key")) if assigned else None
     for line in reversed(lines[: number - 1]):
         header = _TOML_HEADER.match(line)
         if header:
-            return re.sub(r"[\s\"']", "", header.group("name")), key
-    return None, key
+            return number, _dotted(header.group("name")), key
+    return number, None, key
+
+
+def toml_key_lines(text: str) -> dict[str, int]:
+    """Each table's and key's dotted path (``agents.demo.kwargs.argv``) -> its line, 1-based.
+
+    A key inside an inline table or a multi-line value is found at the line of the key that
+    holds it. Good enough for error messages; tomllib has already accepted the text.
+    """
+    found: dict[str, int] = {}
+    table = ""
+    depth = 0  # brackets and braces open across lines (a multi-line array)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if depth == 0:
+            header = _TOML_HEADER.match(line)
+            if header:
+                table = _dotted(header.group("name"))
+                parts = table.split(".")
+                for end in range(1, len(parts) + 1):  # [a.b] defines table a too
+                    found.setdefault(".".join(parts[:end]), number)
+            else:
+                assigned = _TOML_KEY.match(line)
+                if assigned:
+                    key = _dotted(assigned.group("key"))
+                    found.setdefault(f"{table}.{key}" if table else key, number)
+        depth = max(0, depth + _bracket_balance(line))
+    return found
+
+
+def _bracket_balance(line: str) -> int:
+    balance, quote = 0, ""
+    for char in line:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            break
+        elif char in "[{":
+            balance += 1
+        elif char in "]}":
+            balance -= 1
+    return balance
+
+
+def line_of(lines: Mapping[str, int], table: str | None, key: str | None) -> int | None:
+    """The line of ``[table] key``, or of the nearest enclosing key or table that exists."""
+    path = ".".join(part for part in (table, re.sub(r"\[\d+\]", "", key or "")) if part)
+    parts = path.split(".") if path else []
+    while parts:
+        found = lines.get(".".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
+    return None
+
+
+@contextlib.contextmanager
+def errors_at_lines(text: str) -> Iterator[None]:
+    """Re-raise a ConfigError about this file with the line it is about."""
+    try:
+        yield
+    except ConfigError as error:
+        if error.line is not None or error.file is None:
+            raise
+        raise error.at_line(line_of(toml_key_lines(text), error.table, error.key)) from (
+            error.__cause__)
 
 
 # -- the strict converter ---------------------------------------------------------------
@@ -411,7 +493,8 @@ def structure_kwargs(
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             raise ConfigError(
-                f"unknown key; {cls.__name__} accepts {', '.join(sorted(allowed)) or 'none'}",
+                f"unknown key{did_you_mean(unknown[0], allowed)}; {cls.__name__} accepts "
+                f"{', '.join(sorted(allowed)) or 'none'}",
                 file=file, table=table, key=f"{key_prefix}{unknown[0]}",
             )
         _resolve_annotations(cls, file=file, table=table)
@@ -426,7 +509,8 @@ def structure_kwargs(
     for name, value in kwargs.items():
         if name not in parameters:
             raise ConfigError(
-                f"unknown key; {cls.__name__} accepts {', '.join(parameters) or 'none'}",
+                f"unknown key{did_you_mean(name, parameters)}; {cls.__name__} accepts "
+                f"{', '.join(parameters) or 'none'}",
                 file=file, table=table, key=f"{key_prefix}{name}",
             )
         hint = hints.get(name)
@@ -510,23 +594,17 @@ def load_config(
 
     registry = registry or get_registry()
     config_path = find_config(path, cwd)
-    data = read_toml(config_path) if config_path else {}
-    config_dir = config_path.parent if config_path else (cwd or Path.cwd()).resolve()
+    config_dir = config_path.parent if config_path else default_config_dir(cwd)
+    text, data = read_toml_text(config_path) if config_path else ("", {})
+    with errors_at_lines(text):
+        return _load(data, config_path, config_dir, registry, secrets=secrets)
+
+
+def _load(data: dict[str, Any], config_path: Path | None, config_dir: Path,
+          registry: Registry, *, secrets: bool) -> OxiConfig:
     file = str(config_path) if config_path else None
     converter = make_converter(config_dir)
-
-    for table in data:
-        if table not in KNOWN_TABLES:
-            raise ConfigError(
-                f"unknown table; expected one of {', '.join(KNOWN_TABLES)}",
-                file=file, table=table,
-            )
-        if not isinstance(data[table], dict):
-            raise ConfigError("expected a table", file=file, table=table)
-
-    adapter = _load_adapter(data.get("adapter"), converter=converter, file=file,
-                            config_dir=config_dir)
-    paths = adapter.paths()
+    adapter, paths = load_adapter(data, converter=converter, file=file, config_dir=config_dir)
     policy = _load_policy(adapter.policy(), data.get("engine", {}), converter, file)
     unbuilt: dict[str, ConfigError] = {}
     specs = {kind: _instance_specs(kind, data.get(kind, {}), registry, file,
@@ -553,6 +631,51 @@ def load_config(
     return config
 
 
+def default_config_dir(cwd: Path | None = None) -> Path:
+    """Without an oxi.toml, the top of the git work tree holding ``cwd`` stands in for its
+    folder. Outside any work tree there is nothing to run on, and nothing is created."""
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    raise NotARepository(
+        f"no {CONFIG_FILENAME} in {here} or a parent, and it is not inside a git repository",
+        hint="cd into your repository (then `oxi init`), or pass --config PATH",
+    )
+
+
+def load_adapter(
+    data: Mapping[str, Any], *, converter: cattrs.Converter, file: str | None, config_dir: Path
+) -> tuple[RepositoryAdapter, RepoPaths]:
+    """The repository adapter and its paths: all that finding the ledger needs (no plugins)."""
+    for table in data:
+        if table not in KNOWN_TABLES:
+            raise ConfigError(f"unknown table{did_you_mean(table, KNOWN_TABLES)}; expected "
+                              f"one of {', '.join(KNOWN_TABLES)}", file=file, table=table)
+        if not isinstance(data[table], dict):
+            raise ConfigError("expected a table", file=file, table=table)
+    adapter = _load_adapter(data.get("adapter"), converter=converter, file=file,
+                            config_dir=config_dir)
+    paths = adapter.paths()
+    if not paths.repo_root.is_dir():
+        configured = "adapter" in data and "repo_root" in data["adapter"].get("kwargs", {})
+        raise ConfigError(
+            f"the repository root {paths.repo_root} does not exist",
+            file=file, table="adapter", key="kwargs.repo_root" if configured else None,
+            hint="point repo_root at your repository's folder (relative paths start at "
+                 "the folder holding oxi.toml)",
+        )
+    return adapter, paths
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean `x`?)`` for a likely misspelling of one of ``choices``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.8)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
 def _load_adapter(
     table: Any, *, converter: cattrs.Converter, file: str | None, config_dir: Path
 ) -> RepositoryAdapter:
@@ -560,7 +683,8 @@ def _load_adapter(
         return _adapter_from_entry_points(config_dir, file)
     unknown = sorted(set(table) - {"class", "kwargs"})
     if unknown:
-        raise ConfigError("unknown key; [adapter] takes `class` and `kwargs`",
+        raise ConfigError(f"unknown key{did_you_mean(unknown[0], ('class', 'kwargs'))}; "
+                          "[adapter] takes `class` and `kwargs`",
                           file=file, table="adapter", key=unknown[0])
     dotted = table.get("class")
     if not isinstance(dotted, str) or not dotted:
@@ -624,7 +748,8 @@ def _load_policy(
     allowed = {field.name for field in attrs.fields(Policy)}
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"unknown key; [engine] accepts {', '.join(sorted(allowed))}",
+            raise ConfigError(f"unknown key{did_you_mean(key, allowed)}; [engine] accepts "
+                              f"{', '.join(sorted(allowed))}",
                               file=file, table="engine", key=key)
     merged = {**attrs.asdict(base), **table}
     try:
@@ -681,7 +806,8 @@ def _instance_specs(
             raise ConfigError("expected a table with `type` and `kwargs`", file=file, table=where)
         unknown = sorted(set(body) - INSTANCE_KEYS)
         if unknown:
-            raise ConfigError("unknown key; expected `type`, `kwargs` or `trust`",
+            raise ConfigError(f"unknown key{did_you_mean(unknown[0], INSTANCE_KEYS)}; "
+                              "expected `type`, `kwargs` or `trust`",
                               file=file, table=where, key=unknown[0])
         type_name = body.get("type", name)
         if not isinstance(type_name, str):
@@ -691,8 +817,8 @@ def _instance_specs(
             installed = ", ".join(registry.names(kind)) or "none"
             provider = KNOWN_DISTRIBUTIONS.get(type_name)
             raise ConfigError(
-                f"unknown {kind[:-1] if kind.endswith('s') else kind} type {type_name!r}; "
-                f"installed: {installed}",
+                f"unknown {kind[:-1] if kind.endswith('s') else kind} type {type_name!r}"
+                f"{did_you_mean(type_name, registry.names(kind))}; installed: {installed}",
                 file=file, table=where, key="type",
                 hint=(f"pip install {provider}" if provider else
                       "pip install the plugin that provides it (see `oxi plugins`)"),
@@ -740,7 +866,8 @@ def _load_roles(table: Mapping[str, Any], file: str | None) -> Roles:
     allowed = {field.name for field in attrs.fields(Roles)}
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"unknown role; expected {', '.join(sorted(allowed))}",
+            raise ConfigError(f"unknown role{did_you_mean(key, allowed)}; expected "
+                              f"{', '.join(sorted(allowed))}",
                               file=file, table="roles", key=key)
     rest = dict(table)
     critic = rest.pop("critic", None)
@@ -812,8 +939,9 @@ def _resolve_roles(
             if registration is None:
                 configured = ", ".join(specs[kind]) or "none"
                 raise ConfigError(
-                    f"names {name!r}, which is not configured; configured {kind}: "
-                    f"{configured}", file=file, table="roles", key=role,
+                    f"names {name!r}, which is not configured{did_you_mean(name, specs[kind])}; "
+                    f"configured {kind}: {configured}",
+                    file=file, table="roles", key=role,
                     hint=f"add [{kind}.{name}] with a type and kwargs",
                 )
             specs[kind][name] = InstanceSpec(kind, name, name, {}, "normal",
@@ -845,7 +973,8 @@ def _load_worktree(
 ) -> WorktreeSettings:
     unknown = sorted(set(table) - {"hooks"})
     if unknown:
-        raise ConfigError("unknown key; [worktree] takes `hooks`", file=file, table="worktree",
+        raise ConfigError(f"unknown key{did_you_mean(unknown[0], ('hooks',))}; [worktree] "
+                          "takes `hooks`", file=file, table="worktree",
                           key=unknown[0])
     hooks_table = table.get("hooks", {})
     if not isinstance(hooks_table, dict):
@@ -855,7 +984,8 @@ def _load_worktree(
     for name, body in hooks_table.items():
         where = f"worktree.hooks.{name}"
         if name not in HOOK_NAMES:
-            raise ConfigError(f"unknown hook; expected one of {', '.join(HOOK_NAMES)}",
+            raise ConfigError(f"unknown hook{did_you_mean(name, HOOK_NAMES)}; expected one of "
+                              f"{', '.join(HOOK_NAMES)}",
                               file=file, table="worktree.hooks", key=name)
         if not isinstance(body, dict):
             raise ConfigError('expected a table such as { argv = ["uv", "sync"] }',

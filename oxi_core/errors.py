@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# The command line's exit codes (docs/json.md lists them for operators and scripts).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command could not do what was asked, or a check found errors
+EXIT_USAGE = 2  # the command line or oxi.toml is invalid
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
 
 class OxiError(Exception):
     """Base class: the CLI prints these as one clean line and exits non-zero."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -18,9 +24,10 @@ class OxiError(Exception):
 
 
 class ConfigError(OxiError):
-    """oxi.toml is invalid: the message names the file, the table, the key and what was expected."""
+    """oxi.toml is invalid: the message names the file (and line), the table, the key and what
+    was expected."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __init__(
         self,
@@ -30,20 +37,38 @@ class ConfigError(OxiError):
         table: str | None = None,
         key: str | None = None,
         hint: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.file = file
         self.table = table
         self.key = key
+        self.line = line
+        self.problem = message
         where = ": ".join(
             part
             for part in (
-                file,
+                f"{file}:{line}" if file and line else file,
                 f"[{table}]" if table else None,
                 f"key {key!r}" if key else None,
             )
             if part
         )
         super().__init__(f"{where}: {message}" if where else message, hint=hint)
+
+    def at_line(self, line: int | None) -> ConfigError:
+        """The same error, naming the line of oxi.toml it is about."""
+        if line is None or self.line is not None:
+            return self
+        located = ConfigError(self.problem, file=self.file, table=self.table, key=self.key,
+                              hint=self.hint, line=line)
+        located.__cause__ = self.__cause__
+        return located
+
+
+class NotARepository(OxiError):
+    """No oxi.toml was found and the folder is not inside a git work tree."""
+
+    exit_code = EXIT_USAGE
 
 
 class PluginError(OxiError):

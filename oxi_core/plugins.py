@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -138,3 +138,31 @@ def _record_failure(loaded: LoadedPlugins, failure: PluginFailure) -> None:
         f"load ({failure.error}); the other plugins are loaded",
         file=sys.stderr,
     )
+
+
+def plugin_listing(loaded: LoadedPlugins) -> dict[str, list[dict[str, Any]]]:
+    """What `oxi plugins` shows: each plugin with its hooks and registered names, the
+    repository adapters (entry point group ``oxi.adapters``), and the plugins that failed."""
+    from oxi_core.config import ADAPTER_ENTRY_POINT_GROUP
+    from oxi_core.registry import get_registry
+
+    registry = get_registry()
+    ordered = sorted(loaded.infos.items(), key=lambda item: (not item[1].builtin, item[0]))
+    return {
+        "plugins": [
+            {"name": info.name, "distribution": info.distribution, "version": info.version,
+             "builtin": info.builtin, "hooks": loaded.hooks_of(name),
+             "registered": registry.by_plugin(name)}
+            for name, info in ordered
+        ],
+        "adapters": [
+            {"name": ep.name, "class": ep.value.replace(":", "."),
+             "distribution": ep.distribution, "version": ep.version}
+            for ep in sorted(entry_points(ADAPTER_ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+        ],
+        "failures": [
+            {"name": f.name, "distribution": f.distribution, "version": f.version,
+             "error": f.error}
+            for f in registry.failures
+        ],
+    }

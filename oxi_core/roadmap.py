@@ -46,6 +46,7 @@ _PILCROW_LEVEL = 2  # "Title¶" headings carry no level; all of them rank equall
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _BOLD = re.compile(r"(\*\*|__)(?P<inner>.+?)\1(?P<rest>.*)\Z")
 _HEAD = re.compile(r"(?P<token>T[^\s·:]*)(?P<after>.*)\Z")
+_ID_ATTEMPT = re.compile(r"T\d")
 # What a writer may have typed instead of the middle dot: "T1-2 - title", "T1-2: title", "T1-2".
 _PLACEHOLDER = re.compile(r"[{<\[]")
 _LOOKALIKE = re.compile(r"\s*(?:[-–—:|•∙⋅]\s|\Z)")
@@ -248,6 +249,12 @@ def _classify(text: str, trailing: str, *, canonical: bool) -> _Head | _Broken |
     token, after = match["token"], match["after"]
     ident = _ID.match(token)
     if not after.lstrip().startswith("·"):
+        if ident is None and canonical and _ID_ATTEMPT.match(token):
+            # A bold line starting with T<digit> is an attempt at an item, whatever follows:
+            # "**T1-3;rm -rf x · evil**" is reported, never silently skipped.
+            mentioned = _ID_IN_TEXT.findall(text)
+            return _Broken(f"bad id {token!r}: ids are T{{tier}}-{{N}} with a numeric tier, "
+                           "for example T1-23 or T1-B5", mentioned[0] if mentioned else None)
         if ident is None or not (canonical or _LOOKALIKE.match(after)):
             return None  # prose that merely starts with an id ("T2-37 lands first")
         return _Broken(f"{token} looks like an item but has no ' · ' between the id and the "

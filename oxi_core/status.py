@@ -18,6 +18,7 @@ def _age_s(ts: str | None, now: datetime) -> float | None:
 def status_report(ledger: Ledger, *, now: datetime | None = None,
                   recent: int = 10) -> dict[str, Any]:
     now = now or utcnow()
+    paused = ledger.state_get("paused") is not None
     day_start = isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
     tasks = ledger.tasks()
     counts: dict[str, int] = {}
@@ -62,7 +63,8 @@ def status_report(ledger: Ledger, *, now: datetime | None = None,
                  if t.status is TaskStatus.HELD],
         "cost_today_usd": round(ledger.spend_since(day_start), 6),
         "cost_total_usd": round(ledger.total_spend(), 6),
-        "paused": ledger.state_get("paused") is not None,
+        "paused": paused,
+        "paused_reason": _paused_reason(ledger) if paused else None,
         "recent_events": [
             {"id": e.id, "ts": e.ts, "type": e.type, "task": e.task_id, "cost_usd": e.cost_usd}
             for e in ledger.events(newest_first=True, limit=recent)
@@ -73,3 +75,11 @@ def status_report(ledger: Ledger, *, now: datetime | None = None,
 def _claimed_at(ledger: Ledger, task_id: str) -> str | None:
     found = ledger.events(types=[ev.TASK_CLAIMED], task_id=task_id, newest_first=True, limit=1)
     return found[0].ts if found else None
+
+
+def _paused_reason(ledger: Ledger) -> str:
+    found = ledger.events(types=[ev.ENGINE_PAUSED], newest_first=True, limit=1)
+    if not found:
+        return ""
+    payload = found[0].payload
+    return f"{payload.get('reason') or 'paused'} (by {payload.get('by', 'operator')})"

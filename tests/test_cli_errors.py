@@ -52,7 +52,7 @@ def run_main_in_cli_runner(argv: list[str], env: dict[str, str | None]) -> tuple
 
 
 def help_commands(text: str) -> list[str]:
-    section = text.split("Commands:", 1)[1]
+    section = text.split("Commands:", 1)[1].split("\n\n", 1)[0]  # the epilog follows
     return [m.group(1) for m in re.finditer(r"^  (\S+)", section, flags=re.MULTILINE)]
 
 

@@ -95,16 +95,17 @@ def config_error(toml: Path, registry: Registry | None = None) -> str:
     return str(raised.value)
 
 
-def assert_one_line_error(toml: Path, *, table: str, key: str | None, says: list[str]) -> None:
+def assert_one_line_error(toml: Path, *, line: int, table: str | None, key: str | None,
+                          says: list[str]) -> None:
     """`oxi config check` prints exactly one line, the in-process ConfigError's text, naming the
-    file, the table and the key."""
+    file and line, the table and the key."""
     result = run_oxi("--config", str(toml), "config", "check")
     message = config_error(toml)
 
     assert result.returncode == ConfigError.exit_code
     assert result.stdout == ""
     assert result.stderr.splitlines() == [f"oxi: error: {message}"]
-    assert message.startswith(f"{toml}: [{table}]: ")
+    assert message.startswith(f"{toml}:{line}: [{table}]: " if table else f"{toml}:{line}: ")
     if key is not None:
         assert f"[{table}]: key {key!r}: " in message
     for fragment in says:
@@ -122,7 +123,7 @@ def test_invalid_toml_is_one_line_naming_the_file_table_and_key(tmp_path: Path) 
     )
 
     assert_one_line_error(
-        toml, table="agents.worker", key="kwargs", says=["invalid TOML", "line 6", "quotes"]
+        toml, line=6, table="agents.worker", key="kwargs", says=["invalid TOML", "quotes"]
     )
 
 
@@ -130,7 +131,8 @@ def test_an_unknown_table_is_one_line_naming_the_tables_oxi_knows(tmp_path: Path
     toml = write_toml(tmp_path, '[agent.worker]\ntype = "exec"\n')
 
     assert_one_line_error(
-        toml, table="agent", key=None, says=["unknown table", "agents", "engine", "roles"]
+        toml, line=1, table="agent", key=None,
+        says=["unknown table (did you mean `agents`?)", "agents", "engine", "roles"]
     )
 
 
@@ -139,6 +141,7 @@ def test_an_unknown_type_is_one_line_listing_the_installed_ones(tmp_path: Path) 
 
     assert_one_line_error(
         toml,
+        line=2,
         table="agents.worker",
         key="type",
         says=["unknown agent type 'gemini-cli'", "installed: ", "exec", "oxi plugins"],
@@ -156,7 +159,7 @@ def test_an_unknown_but_known_of_type_names_its_distribution(tmp_path: Path) -> 
     name, distribution = absent[0]
     toml = write_toml(tmp_path, f'[sources.ideas]\ntype = "{name}"\n')
 
-    assert_one_line_error(toml, table="sources.ideas", key="type",
+    assert_one_line_error(toml, line=2, table="sources.ideas", key="type",
                           says=[f"unknown source type {name!r}", f"pip install {distribution}"])
 
 
@@ -164,7 +167,7 @@ def test_a_missing_required_kwarg_is_one_line(tmp_path: Path) -> None:
     toml = write_toml(tmp_path, '[agents.worker]\ntype = "exec"\nkwargs = { timeout_s = 60 }\n')
 
     assert_one_line_error(
-        toml, table="agents.worker", key="kwargs.argv", says=["required key is missing"]
+        toml, line=3, table="agents.worker", key="kwargs.argv", says=["required key is missing"]
     )
 
 
@@ -177,6 +180,7 @@ def test_a_kwarg_of_the_wrong_type_is_one_line_saying_what_was_expected(tmp_path
 
     assert_one_line_error(
         toml,
+        line=3,
         table="agents.worker",
         key="kwargs.timeout_s",
         says=["expected a number, got the string '15 minutes'"],
@@ -192,6 +196,7 @@ def test_an_env_value_naming_an_unset_variable_is_one_line(tmp_path: Path) -> No
 
     assert_one_line_error(
         toml,
+        line=3,
         table="notifiers.ops",
         key="kwargs.url",
         says=["environment variable OXI_TEST_UNSET_WEBHOOK_URL is not set", "export"],
@@ -203,6 +208,7 @@ def test_an_adapter_class_that_cannot_be_imported_is_one_line(tmp_path: Path) ->
 
     assert_one_line_error(
         toml,
+        line=2,
         table="adapter",
         key="class",
         says=["cannot import 'oxi_adapter_gitlab.GitLabAdapter'", "ModuleNotFoundError"],
@@ -216,7 +222,7 @@ def test_an_unknown_kwarg_names_the_key_and_the_accepted_ones(tmp_path: Path) ->
     toml = write_toml(tmp_path, '[agents.a]\ntype = "probe"\nkwargs = { colour = "red" }\n')
 
     assert config_error(toml, probe_registry()) == (
-        f"{toml}: [agents.a]: key 'kwargs.colour': unknown key; ProbeAgent accepts argv, label, "
+        f"{toml}:3: [agents.a]: key 'kwargs.colour': unknown key; ProbeAgent accepts argv, label, "
         "skip_permissions, token, turns, workdir"
     )
 
@@ -226,8 +232,8 @@ def test_an_unknown_engine_key_names_the_key_and_the_accepted_ones(tmp_path: Pat
 
     message = config_error(toml, probe_registry())
 
-    assert message.startswith(f"{toml}: [engine]: key 'max_concurent': unknown key; [engine] ")
-    assert "max_concurrent" in message
+    assert message.startswith(f"{toml}:2: [engine]: key 'max_concurent': unknown key (did you "
+                              "mean `max_concurrent`?); [engine] accepts ")
 
 
 @pytest.mark.parametrize(
@@ -239,6 +245,7 @@ def test_an_unknown_engine_key_names_the_key_and_the_accepted_ones(tmp_path: Pat
             "names 'ghost', which is not configured; configured agents: a",
         ),
         ('reviewer = "a"', "reviewer", "unknown role; expected critic, forge, shadow, worker"),
+        ('wroker = "a"', "wroker", "unknown role (did you mean `worker`?); expected critic,"),
         ("worker = 3", "worker", "expected a string, got the number 3"),
         ("critic = [3]", "critic", 'expected a judge name or a list of them, such as ["tests"'),
         ('critic = ["ghost", "tests"]', "critic", "names 'ghost', which is not configured"),
@@ -247,7 +254,8 @@ def test_an_unknown_engine_key_names_the_key_and_the_accepted_ones(tmp_path: Pat
 def test_a_bad_roles_entry_names_the_role(tmp_path: Path, roles: str, key: str, says: str) -> None:
     toml = write_toml(tmp_path, f'[agents.a]\ntype = "probe"\n\n[roles]\n{roles}\n')
 
-    assert config_error(toml, probe_registry()).startswith(f"{toml}: [roles]: key {key!r}: {says}")
+    message = config_error(toml, probe_registry())
+    assert message.startswith(f"{toml}:5: [roles]: key {key!r}: {says}")
 
 
 @pytest.mark.parametrize(
@@ -264,13 +272,18 @@ def test_a_bad_roles_entry_names_the_role(tmp_path: Path, roles: str, key: str, 
         ),
         (
             '[worktree.hooks]\nbefore_lunch = { argv = ["true"] }',
-            "[worktree.hooks]: key 'before_lunch': unknown hook; expected one of after_create, "
+            "[worktree.hooks]: key 'before_lunch': unknown hook (did you mean `before_run`?); "
+            "expected one of after_create, "
             "before_run, after_run, before_remove",
         ),
         (
+            '[worktree.hooks]\nafter_creat = { argv = ["true"] }',
+            "[worktree.hooks]: key 'after_creat': unknown hook (did you mean `after_create`?)",
+        ),
+        (
             '[worktree.hooks]\nafter_run = { argv = ["true"], timeout = 5 }',
-            "[worktree.hooks.after_run]: key 'timeout': unknown key; HookCommand accepts argv, "
-            "timeout_s",
+            "[worktree.hooks.after_run]: key 'timeout': unknown key (did you mean `timeout_s`?); "
+            "HookCommand accepts argv, timeout_s",
         ),
         (
             '[worktree]\nhooks = "uv sync"',
@@ -283,7 +296,7 @@ def test_a_bad_worktree_hook_names_the_hook_and_the_key(
 ) -> None:
     toml = write_toml(tmp_path, hooks + "\n")
 
-    assert config_error(toml, probe_registry()).startswith(f"{toml}: {where}")
+    assert config_error(toml, probe_registry()).startswith(f"{toml}:2: {where}")
 
 
 @pytest.mark.parametrize(
@@ -307,7 +320,8 @@ def test_kwargs_are_checked_strictly_and_a_string_is_never_split_into_a_list(
 ) -> None:
     toml = write_toml(tmp_path, f'[agents.a]\ntype = "probe"\nkwargs = {{ {kwargs} }}\n')
 
-    assert config_error(toml, probe_registry()) == f"{toml}: [agents.a]: key 'kwargs.{key}': {says}"
+    assert config_error(toml, probe_registry()) == (
+        f"{toml}:3: [agents.a]: key 'kwargs.{key}': {says}")
 
 
 def test_a_plugin_annotation_that_cannot_be_resolved_is_a_config_error(tmp_path: Path) -> None:
@@ -323,7 +337,7 @@ def test_a_plugin_annotation_that_cannot_be_resolved_is_a_config_error(tmp_path:
 
     message = config_error(toml, registry)
 
-    assert message.startswith(f"{toml}: [agents.a]: cannot resolve the annotations of ")
+    assert message.startswith(f"{toml}:1: [agents.a]: cannot resolve the annotations of ")
     assert "NotImportedAtRuntime" in message
 
 
@@ -361,6 +375,7 @@ def test_adapter_class_and_kwargs_build_the_adapter_relative_to_the_toml_not_the
         'kwargs = { repo_root = "../repo", roadmap = "docs/roadmap.md" }\n',
     )
     (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "repo").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
 
     config = load_config(toml, registry=probe_registry())
@@ -451,7 +466,7 @@ def test_an_agent_that_bypasses_its_permissions_is_refused_unless_trust_is_high(
 
     if refused:
         message = config_error(toml, probe_registry())
-        assert message.startswith(f"{toml}: [agents.a]: ")
+        assert message.startswith(f"{toml}:{4 if trust else 3}: [agents.a]: key 'kwargs': ")
         assert "bypasses its permission checks (skip_permissions = true)" in message
         assert 'trust = "high"' in message
     else:
@@ -462,7 +477,7 @@ def test_an_agent_that_bypasses_its_permissions_is_refused_unless_trust_is_high(
 # -- oxi init -----------------------------------------------------------------------------------
 
 
-def test_oxi_init_writes_a_starter_that_oxi_config_check_accepts(tmp_path: Path) -> None:
+def test_oxi_init_writes_a_starter_that_oxi_config_check_loads(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "--quiet", str(repo)], check=True, timeout=30)
 
@@ -472,8 +487,10 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_accepts(tmp_path: Path)
 
     assert written.returncode == 0, written.stderr
     assert (repo / "oxi.toml").is_file()
-    assert checked.returncode == 0, checked.stderr
+    assert checked.returncode == 1, checked.stderr  # loads; its checks name what is missing
     report = json.loads(checked.stdout)
+    assert {f["where"] for f in report["findings"] if f["severity"] == "error"} >= {
+        "[engine] remote", "[agents.script] kwargs.argv"}
     assert report["config"] == str((repo / "oxi.toml").resolve())
     assert report["roles"] == {
         "worker": "script",
@@ -492,7 +509,7 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_accepts(tmp_path: Path)
         "local": {"type": "local", "distribution": "oxi-engine", "trust": "normal"}
     }
     assert again.returncode != 0
-    assert "exists; pass --force" in again.stderr
+    assert "oxi.toml exists (pass --force" in again.stderr
 
 
 @pytest.mark.parametrize(
@@ -522,7 +539,7 @@ def test_a_heartbeat_timeout_not_well_above_the_longest_legal_silence_is_refused
     # A live worker may be silent that long (a hook, a CLI starting, a quiet agent): a
     # heartbeat that expires sooner makes another host reap a live claim.
     toml = write_toml(tmp_path, toml_text)
-    assert_one_line_error(toml, table="engine", key="heartbeat_timeout_s", says=says)
+    assert_one_line_error(toml, line=2, table="engine", key="heartbeat_timeout_s", says=says)
     result = run_oxi("--config", str(toml), "tick")
     assert result.returncode == ConfigError.exit_code and "heartbeat_timeout_s" in result.stderr
     fine = write_toml(tmp_path / "fine", toml_text.replace(
@@ -530,3 +547,41 @@ def test_a_heartbeat_timeout_not_well_above_the_longest_legal_silence_is_refused
         "heartbeat_timeout_s = 500\n", "heartbeat_timeout_s = 600\n").replace(
         "heartbeat_timeout_s = 300\n", "heartbeat_timeout_s = 400\n"))
     assert load_config(fine, registry=probe_registry()).policy.heartbeat_timeout_s >= 60
+
+
+# -- where an error is: its line, and what was probably meant ------------------------------------
+
+
+def test_a_toml_syntax_error_names_its_line_not_the_table_above(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path, '[engine]\nmax_concurrent = 2\n\n[agents.worker\ntype = "exec"\n')
+
+    result = run_oxi("--config", str(toml), "config", "check")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"oxi: error: {toml}:4: invalid TOML: "), result.stderr
+    assert "[engine]" not in result.stderr
+    inside = write_toml(tmp_path / "b", "[engine]\nmax_concurrent = 2\nbudget_per_day_usd = = 3\n")
+    assert config_error(inside).startswith(
+        f"{inside}:3: [engine]: key 'budget_per_day_usd': invalid TOML: ")
+
+
+def test_a_misspelt_table_or_key_says_what_was_meant_and_where(tmp_path: Path) -> None:
+    table = write_toml(tmp_path / "a", "[engine]\nmax_concurrent = 1\n\n[engin]\nauto_merge = 1\n")
+    key = write_toml(tmp_path / "b", "# limits\n[engine]\nauto_merge = true\nmax_concurent = 2\n")
+
+    table_error = run_oxi("--config", str(table), "config", "check")
+    key_error = run_oxi("--config", str(key), "config", "check")
+
+    assert table_error.stderr.startswith(
+        f"oxi: error: {table}:4: [engin]: unknown table (did you mean `engine`?); ")
+    assert key_error.stderr.startswith(
+        f"oxi: error: {key}:4: [engine]: key 'max_concurent': unknown key (did you mean "
+        "`max_concurrent`?); ")
+
+
+def test_an_error_inside_a_dotted_table_names_the_key_line(tmp_path: Path) -> None:
+    toml = write_toml(tmp_path, '[agents.worker]\ntype = "exec"\n\n[agents.worker.kwargs]\n'
+                                'argv = [\n  "a",\n]\ntimeout_s = "soon"\n')
+
+    assert config_error(toml).startswith(
+        f"{toml}:8: [agents.worker]: key 'kwargs.timeout_s': expected a number")

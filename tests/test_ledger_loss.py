@@ -55,7 +55,7 @@ def test_an_emptied_ledger_is_an_error_that_says_what_to_do_and_runs_nothing(
     history = merged_once.origin_log()
     ledger_path(merged_once).write_bytes(b"")  # `: > .oxi/oxi.db`
 
-    for args in (["tick"], ["status"], ["saturate", "-n", "1"]):
+    for args in (["tick"], ["status"], ["saturate", "-j", "1"]):
         refused = run_oxi(args, cwd=merged_once.root)
         assert refused.returncode != 0, (args, refused.stdout)
         message = refused.stderr

@@ -56,7 +56,7 @@ def test_dry_run_without_a_ledger_creates_none(repo_factory) -> None:
     repo = repo_factory(roadmap(("T1-1", "answer", "feature_1.py")))
     result = oxi("tick", "--dry-run", cwd=repo.root)
     assert result.returncode == 0, result.stderr
-    assert "allow" in result.stdout and "T1-1" in result.stdout
+    assert "dispatch  T1-1" in result.stdout
     assert not (repo.root / ".oxi").exists()
 
 

@@ -269,7 +269,12 @@ def test_oxi_plugins_json_lists_the_builtins_distribution_version_hooks_and_name
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
     assert listing == {
+        "version": 1,
+        "command": "plugins",
         "failures": [],
+        # Repository adapters are listed too (OXI_LOAD_PLUGINS does not choose them).
+        "adapters": [{"class": "oxi_adapter_self.SelfAdapter", "distribution": "oxi-adapter-self",
+                      "name": "self", "version": __version__}],
         "plugins": [
             {
                 "builtin": True,
@@ -337,8 +342,10 @@ def test_an_installed_plugins_agent_is_built_from_oxi_toml_with_paths_relative_t
         "turns": 3,
         "worker": "mine",
     }
-    assert checked.returncode == 0, checked.stderr
-    agents = json.loads(checked.stdout)["instances"]["agents"]
+    checked_report = json.loads(checked.stdout)
+    assert checked.returncode == 1, checked.stderr  # not a repository: the checks say so
+    assert "[adapter] kwargs.repo_root" in [f["where"] for f in checked_report["findings"]]
+    agents = checked_report["instances"]["agents"]
     assert agents == {"mine": {"type": "mine", "distribution": "oxi-mine", "trust": "normal"}}
 
 

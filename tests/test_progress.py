@@ -39,6 +39,8 @@ def _summary_command(engine, report):  # type: ignore[no-untyped-def]
 
     @click.command()
     def show() -> None:
-        print_summary(engine, report)
+        from oxi_core.status import status_report
+
+        print_summary(report, status_report(engine.ledger, recent=0))
 
     return show

@@ -339,6 +339,23 @@ def test_lint_exits_non_zero_on_errors(tmp_path: Path) -> None:
     assert f"{path}:4: error: bad id 'T-2'" in result.output
 
 
+def test_lint_reports_every_bold_t_digit_line_that_fails_the_id_grammar(tmp_path: Path) -> None:
+    path = tmp_path / "roadmap.md"
+    path.write_text("## Tier 1\n\n**T1-3;rm -rf x · evil**\n_a_\n\n**T1-$(touch y) · evil**\n_b_\n"
+                    "\n**T1-4 · fine**\n_c_\n")
+
+    result = CliRunner().invoke(cli, ["roadmap", "lint", "--file", str(path), "--json"])
+
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert [(p["line"], p["severity"], p["item"]) for p in report["problems"]] == [
+        (3, "error", "T1-3"), (6, "error", None)]
+    assert "bad id 'T1-3;rm'" in report["problems"][0]["message"]
+    assert "bad id 'T1-$(touch'" in report["problems"][1]["message"]
+    assert report["open_items"] == 1  # neither is an item
+    assert not (tmp_path / "y").exists()
+
+
 # -- files ---------------------------------------------------------------------------------
 
 

@@ -57,11 +57,11 @@ def test_a_secret_an_agent_reports_as_its_session_id_is_never_stored_or_printed(
     assert secret not in all_text_in(str(db))
     assert secret not in ticked.stdout + ticked.stderr
 
-    tail = run_oxi(["ledger", "tail", "-n", "200", "--json"], cwd=secret_repo.root,
+    tail = run_oxi(["ledger", "tail", "-n", "200", "--jsonl"], cwd=secret_repo.root,
                    env={UNSET: secret})
     assert tail.returncode == 0, tail.stderr
     assert secret not in tail.stdout + tail.stderr
-    assert any(json.loads(line)["session_id"] == "[REDACTED]"
+    assert any(json.loads(line)["event"]["session_id"] == "[REDACTED]"
                for line in tail.stdout.splitlines())
 
 

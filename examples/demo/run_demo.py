@@ -109,8 +109,7 @@ def summarise(repo: Path, workspace: Path, elapsed: float) -> int:
     git(["fetch", "--quiet", "origin"], repo)
     main_calc = git(["show", "origin/main:calc.py"], repo)
     main_log = git(["log", "--format=%s", "origin/main"], repo)
-    events = [json.loads(line) for line in oxi(["ledger", "tail", "-n", "500", "--json"],
-                                                repo).stdout.splitlines()]
+    events = json.loads(oxi(["ledger", "tail", "-n", "500", "--json"], repo).stdout)["events"]
     print("\n=== summary (from the ledger and origin/main) ===")
     ok = True
     for task in status["tasks"]:

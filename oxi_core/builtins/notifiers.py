@@ -37,16 +37,19 @@ NOTIFY_EVENT_TYPES = frozenset(
 )
 
 
-def deliver(notifiers: Mapping[str, Any], ledger: Ledger, event: Event) -> None:
-    """Hand ``event`` to every notifier; one that fails is a notify_failed event, never an
-    error for the caller (a notifier down must not stop the engine or a scan)."""
+def deliver(notifiers: Mapping[str, Any], ledger: Ledger, event: Event) -> list[str]:
+    """Hand ``event`` to every notifier; one that fails is recorded (``notify_failed``) and the
+    others still run. Returns the failures, one line each."""
+    failures = []
     for name, notifier in notifiers.items():
         try:
             notifier.notify(event)
-        except Exception as error:
+        except Exception as error:  # a notifier down must not stop the engine
+            message = f"{type(error).__name__}: {error}"
+            failures.append(f"{name}: {message}")
             ledger.append(ev.NOTIFY_FAILED, task_id=event.task_id, payload={
-                "notifier": name, "event_id": event.id,
-                "error": f"{type(error).__name__}: {error}"})
+                "notifier": name, "event_id": event.id, "error": message})
+    return failures
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oxi_core.commands.common import CliState, emit_json, pass_state
+from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
 
 if TYPE_CHECKING:
     from oxi_core.auto_improve.store import Proposal
@@ -33,7 +33,7 @@ def add_commands(cli: click.Group) -> None:
     @group.command(name="scan")
     @click.option("--once-per-day", is_flag=True,
                   help="Do nothing when a scan already finished today (what schedules run).")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def scan_command(state: CliState, once_per_day: bool, as_json: bool) -> None:
         """Fetch every source, rank, judge, dedup; stage proposals and write the digest."""
@@ -42,7 +42,7 @@ def add_commands(cli: click.Group) -> None:
         config, ledger = _open(state)
         report = run_scan(config, ledger, once_per_day=once_per_day)
         if as_json:
-            emit_json(report.as_json())
+            emit_json("auto-improve scan", report.as_json())
             return
         if report.skipped:
             click.echo(f"scan skipped: {report.skipped}")
@@ -61,7 +61,7 @@ def add_commands(cli: click.Group) -> None:
         click.echo(f"digest: {report.digest}")
 
     @group.command(name="status")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def status_command(state: CliState, as_json: bool) -> None:
         """Paused or not, the last scan, acceptance per window, staged proposals, spend."""
@@ -88,7 +88,7 @@ def add_commands(cli: click.Group) -> None:
             "sources": list(settings.sources or sorted(config.instances["sources"])),
         }
         if as_json:
-            emit_json(report)
+            emit_json("auto-improve status", report)
             return
         click.echo(f"state:     {'paused: ' + report['paused'] if report['paused'] else 'on'}")
         click.echo(f"sources:   {', '.join(report['sources']) or 'none configured'}")
@@ -103,7 +103,7 @@ def add_commands(cli: click.Group) -> None:
 
     @group.command(name="proposals")
     @click.option("--all", "show_all", is_flag=True, help="Accepted and rejected ones too.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def proposals_command(state: CliState, show_all: bool, as_json: bool) -> None:
         """The proposals staged for you (accept or reject each)."""
@@ -112,7 +112,7 @@ def add_commands(cli: click.Group) -> None:
         _config, ledger = _open(state)
         found = store.proposals(ledger, None if show_all else [store.ProposalStatus.STAGED])
         if as_json:
-            emit_json({"proposals": [p.as_json() for p in found]})
+            emit_json("auto-improve proposals", {"proposals": [p.as_json() for p in found]})
             return
         for proposal in found:
             click.echo(_proposal_line(proposal))
@@ -121,35 +121,49 @@ def add_commands(cli: click.Group) -> None:
 
     @group.command(name="accept")
     @click.argument("proposal_id")
+    @json_option
     @pass_state
-    def accept_command(state: CliState, proposal_id: str) -> None:
+    def accept_command(state: CliState, proposal_id: str, as_json: bool) -> None:
         """Write a staged proposal into roadmap.md as an item (commit it; the next tick
         dispatches it)."""
         from oxi_core.auto_improve.emit import accept
 
         config, ledger = _open(state)
         accepted = accept(ledger, config.paths, proposal_id)
+        if as_json:
+            emit_json("auto-improve accept", {"proposal": proposal_id, "item": accepted.id,
+                                              "roadmap": str(config.paths.roadmap)})
+            return
         click.echo(f"{accepted.id} added to {config.paths.roadmap}; commit it, and the next "
                    "tick dispatches it")
 
     @group.command(name="reject")
     @click.argument("proposal_id")
     @click.option("--reason", required=True, help="Why not: kept in the ledger.")
+    @json_option
     @pass_state
-    def reject_command(state: CliState, proposal_id: str, reason: str) -> None:
+    def reject_command(state: CliState, proposal_id: str, reason: str, as_json: bool) -> None:
         """Reject a staged proposal, saying why."""
         from oxi_core.auto_improve.emit import reject
 
         _config, ledger = _open(state)
         rejected = reject(ledger, proposal_id, reason)
+        if as_json:
+            emit_json("auto-improve reject", {"proposal": rejected.id,
+                                              "reason": rejected.reason})
+            return
         click.echo(f"{rejected.id} rejected: {rejected.reason}")
 
     @group.command(name="unpause")
+    @json_option
     @pass_state
-    def unpause_command(state: CliState) -> None:
+    def unpause_command(state: CliState, as_json: bool) -> None:
         """Resume auto-improve after its health check paused it (the engine is separate)."""
         from oxi_core.auto_improve.health import unpause
 
         _config, ledger = _open(state)
-        click.echo("auto-improve resumed" if unpause(ledger, ledger.now())
-                   else "auto-improve was not paused")
+        resumed = unpause(ledger, ledger.now())
+        if as_json:
+            emit_json("auto-improve unpause", {"was_paused": resumed})
+            return
+        click.echo("auto-improve resumed" if resumed else "auto-improve was not paused")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from oxi_core.commands.common import CliState, emit_json, pass_state
+from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
+from oxi_core.errors import EXIT_FAILED
 
 
 def _roadmap_path(state: CliState, file: Path | None) -> Path:
-    return file if file is not None else state.config(secrets=False).paths.roadmap
+    return file if file is not None else state.located().paths.roadmap
 
 
 def _default_ref(repo: Path, remote: str, base: str) -> str:
@@ -31,7 +32,7 @@ def add_commands(cli: click.Group) -> None:
 
     @roadmap_group.command(name="list")
     @file_option
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @click.option("--all", "include_done", is_flag=True, help="Include the Done section's ids.")
     @pass_state
     def roadmap_list(state: CliState, file: Path | None, as_json: bool,
@@ -42,7 +43,7 @@ def add_commands(cli: click.Group) -> None:
         roadmap = load_roadmap(_roadmap_path(state, file))
         items = [i for i in roadmap.items if include_done or not i.done]
         if as_json:
-            emit_json({"items": [i.as_json() for i in items],
+            emit_json("roadmap list", {"items": [i.as_json() for i in items],
                        "done_ids": sorted(roadmap.done_ids),
                        "warnings": [str(w) for w in roadmap.warnings]})
             return
@@ -54,27 +55,35 @@ def add_commands(cli: click.Group) -> None:
 
     @roadmap_group.command(name="lint")
     @file_option
+    @json_option
     @pass_state
-    def roadmap_lint(state: CliState, file: Path | None) -> None:
-        """Report problems; exit non-zero when any is an error."""
+    def roadmap_lint(state: CliState, file: Path | None, as_json: bool) -> None:
+        """Report problems; exit 1 when any is an error."""
         from oxi_core.roadmap import load_roadmap
 
         path = _roadmap_path(state, file)
         roadmap = load_roadmap(path)
-        for warning in roadmap.warnings:
-            click.echo(f"{path}:{warning.line}: {warning.severity}: {warning.message}")
         errors = len(roadmap.errors)
-        click.echo(f"{len(roadmap.open_items)} open items, {len(roadmap.warnings)} problems "
-                   f"({errors} errors)")
+        if as_json:
+            emit_json("roadmap lint", {
+                "path": str(path), "open_items": len(roadmap.open_items), "errors": errors,
+                "problems": [{"line": w.line, "severity": str(w.severity), "message": w.message,
+                              "item": w.item_id} for w in roadmap.warnings]})
+        else:
+            for warning in roadmap.warnings:
+                click.echo(f"{path}:{warning.line}: {warning.severity}: {warning.message}")
+            click.echo(f"{len(roadmap.open_items)} open items, {len(roadmap.warnings)} problems "
+                       f"({errors} errors)")
         if errors:
-            raise SystemExit(1)
+            raise click.exceptions.Exit(EXIT_FAILED)
 
     @roadmap_group.command(name="prune")
     @click.option("--dry-run", is_flag=True, help="Print what would be removed; write nothing.")
     @click.option("--ref", default=None,
                   help="The branch to read (default: <remote>/<base>, else <base>).")
+    @json_option
     @pass_state
-    def roadmap_prune(state: CliState, dry_run: bool, ref: str | None) -> None:
+    def roadmap_prune(state: CliState, dry_run: bool, ref: str | None, as_json: bool) -> None:
         """Remove items whose T-id appears in a substantive merged commit on main."""
         from oxi_core.roadmap import prunable_ids, remove_items
 
@@ -85,14 +94,15 @@ def add_commands(cli: click.Group) -> None:
         text = path.read_bytes().decode("utf-8")
         relative = str(path.relative_to(config.paths.repo_root))
         ids = prunable_ids(config.paths.repo_root, text, ref=base, roadmap_path=relative)
-        if not ids:
-            click.echo("nothing to prune")
-            return
-        click.echo(("would remove " if dry_run else "removed ") + ", ".join(ids))
-        if dry_run:
-            return
-        path.write_bytes(remove_items(text, ids).encode("utf-8"))
-        from oxi_core.ledger import Ledger
-        from oxi_core.ledger import events as ev
+        if ids and not dry_run:
+            path.write_bytes(remove_items(text, ids).encode("utf-8"))
+            from oxi_core.ledger import events as ev
 
-        Ledger(config.paths.ledger).append(ev.ROADMAP_PRUNED, payload={"ids": ids, "ref": base})
+            config.ledger.append(ev.ROADMAP_PRUNED, payload={"ids": ids, "ref": base})
+        if as_json:
+            emit_json("roadmap prune", {"ids": ids, "ref": base, "dry_run": dry_run,
+                                        "path": str(path)})
+        elif not ids:
+            click.echo("nothing to prune")
+        else:
+            click.echo(("would remove " if dry_run else "removed ") + ", ".join(ids))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oxi_core.commands.common import CliState, emit_json, pass_state
+from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
 
 if TYPE_CHECKING:
     from oxi_core.config import OxiConfig
@@ -29,8 +29,10 @@ def _find_task(config: OxiConfig, task_id: str) -> Any:
         task = Ledger(config.paths.ledger).task(task_id)
         if task is not None:
             return task
-    raise click.ClickException(f"{task_id} is neither in {config.paths.roadmap} nor in the "
-                               "ledger")
+    from oxi_core.errors import OxiError
+
+    raise OxiError(f"{task_id} is neither in {config.paths.roadmap} nor in the ledger",
+                   hint="`oxi roadmap list` shows the roadmap's items")
 
 
 def explain_report(config: OxiConfig, role: str, task: Any) -> dict[str, Any]:
@@ -66,21 +68,21 @@ def explain_report(config: OxiConfig, role: str, task: Any) -> dict[str, Any]:
 def add_commands(cli: click.Group) -> None:
     @cli.group(name="route")
     def route_group() -> None:
-        """routing.yaml: which adapter and model play each role (T2-39)."""
+        """routing.yaml: which adapter and model play each role."""
 
     @route_group.command(name="explain")
     @click.argument("task_id")
     @click.option("--role", default="worker", show_default=True,
                   help="worker, critic, heartbeat-triage, auto-improve-judge, "
                        "prompt-injection-screen or summary.")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def route_explain(state: CliState, task_id: str, role: str, as_json: bool) -> None:
         """Which rule routes TASK_ID, why, and what oxi would run."""
         config = state.config(secrets=False)
         report = explain_report(config, role, _find_task(config, task_id))
         if as_json:
-            emit_json(report)
+            emit_json("route explain", report)
             return
         click.echo(f"{report['task']} (tier {report['tier']}): {report['title']}")
         click.echo(f"role {role}; rules from {' + '.join(report['routing_files'])}")
@@ -110,7 +112,7 @@ def add_commands(cli: click.Group) -> None:
                   help="Shadow pairs a class needs to be promoted.")
     @click.option("--apply", "apply_", is_flag=True,
                   help="Write the change into routing.yaml beside oxi.toml (comments kept).")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def route_suggest(state: CliState, min_agreement: float, min_pairs: int, apply_: bool,
                       as_json: bool) -> None:
@@ -137,10 +139,10 @@ def add_commands(cli: click.Group) -> None:
         rules = [rule_for(item, today) for item in chosen]
         written = str(apply_rules(config.config_dir, rules)) if apply_ and rules else None
         if as_json:
-            emit_json({"pairs": len(pairs), "classes": [c.as_json() for c in evidence],
-                       "suggested": [c.as_json() for c in chosen], "rules": rules,
-                       "written": written, "min_agreement": min_agreement,
-                       "min_pairs": min_pairs})
+            emit_json("route suggest", {
+                "pairs": len(pairs), "classes": [c.as_json() for c in evidence],
+                "suggested": [c.as_json() for c in chosen], "rules": rules, "written": written,
+                "min_agreement": min_agreement, "min_pairs": min_pairs})
             return
         if not pairs:
             click.echo("no shadow pairs yet (set OXI_AGENTIC_SHADOW or [roles] shadow)")

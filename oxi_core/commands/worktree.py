@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from oxi_core.commands.common import CliState, emit_json, pass_state
+from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
+from oxi_core.errors import EXIT_FAILED
 
 
 def add_commands(cli: click.Group) -> None:
@@ -14,7 +15,7 @@ def add_commands(cli: click.Group) -> None:
         """The task worktrees under .oxi/worktrees/."""
 
     @worktree_group.command(name="list")
-    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @json_option
     @pass_state
     def worktree_list(state: CliState, as_json: bool) -> None:
         """Each worktree: its task and status, its branch, and what removing it would lose."""
@@ -33,7 +34,7 @@ def add_commands(cli: click.Group) -> None:
                              "status": str(task.status) if task else None,
                              "busy": leftover.path.name in busy})
         if as_json:
-            emit_json({"worktrees": rows})
+            emit_json("worktree list", {"worktrees": rows})
             return
         if not rows:
             click.echo("no worktrees")
@@ -46,8 +47,9 @@ def add_commands(cli: click.Group) -> None:
     @click.option("--discard-uncommitted", is_flag=True,
                   help="Also remove worktrees whose only unsaved work is uncommitted changes "
                        "(never one holding commits the remote lacks).")
+    @json_option
     @pass_state
-    def worktree_prune(state: CliState, discard_uncommitted: bool) -> None:
+    def worktree_prune(state: CliState, discard_uncommitted: bool, as_json: bool) -> None:
         """Remove every worktree no worker uses whose work is all on the remote; exit 1 when
         some were kept (each is named, with why)."""
         from oxi_core.engine.leftovers import busy_task_ids, record_sweep
@@ -63,14 +65,20 @@ def add_commands(cli: click.Group) -> None:
                                         discard_uncommitted=discard_uncommitted)
             record_sweep(ledger, swept, by="operator")
         kept = [(path, reason) for path, reason in swept if reason]
-        for path, reason in swept:
-            click.echo(f"kept {path.name}: {reason}" if reason else f"removed {path.name}")
-        for name in sorted(busy):
-            click.echo(f"left {name}: a worker may be using it")
-        if not swept and not busy:
-            click.echo("nothing to prune")
-        if any(reason == UNCOMMITTED for _path, reason in kept):
-            click.echo("uncommitted changes are kept; look at them, then pass "
-                       "--discard-uncommitted to remove those worktrees anyway")
+        if as_json:
+            emit_json("worktree prune", {
+                "removed": [path.name for path, reason in swept if not reason],
+                "kept": [{"task": path.name, "reason": reason} for path, reason in kept],
+                "in_use": sorted(busy)})
+        else:
+            for path, reason in swept:
+                click.echo(f"kept {path.name}: {reason}" if reason else f"removed {path.name}")
+            for name in sorted(busy):
+                click.echo(f"left {name}: a worker may be using it")
+            if not swept and not busy:
+                click.echo("nothing to prune")
+            if any(reason == UNCOMMITTED for _path, reason in kept):
+                click.echo("uncommitted changes are kept; look at them, then pass "
+                           "--discard-uncommitted to remove those worktrees anyway")
         if kept:
-            raise SystemExit(1)
+            raise click.exceptions.Exit(EXIT_FAILED)

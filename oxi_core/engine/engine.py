@@ -83,29 +83,70 @@ DAILY_OVERRUN_SQL = (
 
 @attrs.define
 class TickReport:
+    """What one tick did, or (``dry_run``) would do. `oxi tick --json` prints this shape for
+    both, documented in docs/json.md."""
+
+    dry_run: bool = False
     ingested: list[IngestChange] = attrs.field(factory=list)
     reaped: list[Reaped] = attrs.field(factory=list)
     merged: list[str] = attrs.field(factory=list)
-    dispatched: list[str] = attrs.field(factory=list)
-    deferred: list[tuple[str, str]] = attrs.field(factory=list)
-    held: list[tuple[str, str]] = attrs.field(factory=list)
+    # One entry per candidate looked at, in order: task, title, decision, reason.
+    decisions: list[dict[str, str]] = attrs.field(factory=list)
     failed_phases: list[tuple[str, str]] = attrs.field(factory=list)
     warnings: list[str] = attrs.field(factory=list)
     paused: bool = False
     budget_reached: bool = False
+    capacity: int | None = None
+    in_flight: list[str] = attrs.field(factory=list)
+    # What became of each task this tick dispatched, once its worker finished.
+    outcomes: list[dict[str, Any]] = attrs.field(factory=list)
+    # New items the base branch had merged already (recorded as merged, never dispatched);
+    # listed by a dry run (a real tick's ingest records them as task_merged events).
+    merged_on_base: list[dict[str, str]] = attrs.field(factory=list)
+
+    def decide(self, task: Task, decision: str, reason: str = "") -> None:
+        self.decisions.append({"task": task.id, "title": task.title, "decision": decision,
+                               "reason": reason})
+
+    def _with(self, decision: str) -> list[dict[str, str]]:
+        return [d for d in self.decisions if d["decision"] == decision]
+
+    @property
+    def dispatched(self) -> list[str]:
+        return [d["task"] for d in self._with("dispatch")]
+
+    @property
+    def deferred(self) -> list[tuple[str, str]]:
+        return [(d["task"], d["reason"]) for d in self._with("defer")]
+
+    @property
+    def held(self) -> list[tuple[str, str]]:
+        return [(d["task"], d["reason"]) for d in self._with("hold")]
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return [(d["task"], d["reason"]) for d in self._with("skip")]
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "dry_run": self.dry_run,
             "ingested": [{"kind": c.kind, "task": c.task_id} for c in self.ingested],
             "reaped": [{"task": r.task_id, "liveness": str(r.liveness)} for r in self.reaped],
             "merged": self.merged,
+            "decisions": self.decisions,
             "dispatched": self.dispatched,
             "deferred": [{"task": t, "reason": r} for t, r in self.deferred],
             "held": [{"task": t, "reason": r} for t, r in self.held],
+            "skipped": [{"task": t, "reason": r} for t, r in self.skipped],
+            "no_slot": [d["task"] for d in self._with("no_slot")],
+            "outcomes": self.outcomes,
+            "merged_on_base": self.merged_on_base,
             "failed_phases": [{"phase": p, "error": e} for p, e in self.failed_phases],
             "warnings": self.warnings,
             "paused": self.paused,
             "budget_reached": self.budget_reached,
+            "capacity": self.capacity,
+            "in_flight": self.in_flight,
         }
 
 
@@ -199,8 +240,24 @@ class Engine:
         self.observe_now(report)
         # Merges settled by the workers themselves (auto-merge right after approval) too.
         report.merged = list(dict.fromkeys([*report.merged, *self.merged_log[merged_before:]]))
+        report.outcomes = self.outcomes(report.dispatched)
         await asyncio.to_thread(self.flush_notifications)
         return report
+
+    def outcomes(self, task_ids: list[str]) -> list[dict[str, Any]]:
+        """Where each of these tasks stands now, and why: what a tick's summary reports for the
+        tasks it dispatched (one that failed at once must not read as "dispatched")."""
+        found = []
+        for task_id in task_ids:
+            task = self.ledger.task(task_id)
+            if task is None:
+                continue
+            reason = task.held_reason if task.status is TaskStatus.HELD else task.last_error
+            if task.status in (TaskStatus.MERGED, TaskStatus.IN_REVIEW):
+                reason = None  # an earlier attempt's error is history by now
+            found.append({"task": task.id, "status": str(task.status), "reason": reason or "",
+                          "attempt": task.attempts, "pr": task.pr_number})
+        return found
 
     def observe_now(self, report: TickReport | None = None) -> TickReport:
         """Record what the workers' pull requests became (merged, conflicted) right away."""
@@ -510,7 +567,8 @@ class Engine:
         if self.config.worker is None:
             raise OxiError("no worker agent is configured",
                            hint="add [agents.NAME] to oxi.toml and set [roles] worker = NAME")
-        slots = self.capacity() - self.agents_in_flight()
+        report.capacity = self.capacity()
+        slots = report.capacity - self.agents_in_flight()
         if slots <= 0:
             return
         # What the gates see changes only when a task is claimed: built for the first candidate
@@ -538,7 +596,7 @@ class Engine:
                     payload={"gate": gate, "reason": decision.reason, **decision.details},
                     expect=[TaskStatus.PLANNED, TaskStatus.RETRYING], held_reason=decision.reason,
                 )
-                report.held.append((task.id, decision.reason))
+                report.decide(task, "hold", decision.reason)
                 continue
             route = route_worker(self.config, task)
             model = agent_model(self.config, route.agent, route.model)
@@ -559,7 +617,7 @@ class Engine:
             if not claimed:
                 continue  # another engine took it first
             self.routes[task.id] = route
-            report.dispatched.append(task.id)
+            report.decide(task, "dispatch")
             slots -= 1
             state = None
             cancel = asyncio.Event()
@@ -579,7 +637,7 @@ class Engine:
         self.cancels.pop(task_id, None)
 
     def _defer(self, task: Task, gate: str, decision: GateDecision, report: TickReport) -> None:
-        report.deferred.append((task.id, decision.reason))
+        report.decide(task, "defer", decision.reason)
         if task.deferred_reason == decision.reason:
             return  # already recorded; an unchanged deferral writes nothing
         self.ledger.update_task(
@@ -655,7 +713,7 @@ class Engine:
 
     # -- dry run --------------------------------------------------------------------------
 
-    def plan(self) -> dict[str, Any]:
+    def plan(self) -> TickReport:
         """What a tick would do, computed without writing anything."""
         roadmap = load_roadmap(self.config.paths.roadmap)
         # What ingest's full pass reads: every task a tick could change or dispatch.
@@ -675,33 +733,27 @@ class Engine:
                 planned.append(Task(id=change.task_id, status=TaskStatus.PLANNED,
                                     attempts=base.attempts if base else 0, **fields))
         planned.sort(key=lambda t: (t.tier, t.position, t.id))
-        in_flight = [t for t in tasks if t.status is TaskStatus.DISPATCHED]
+        report = TickReport(
+            dry_run=True, paused=self.paused(), capacity=self.capacity(),
+            ingested=[c for c in changes if not (c.kind == "new" and c.task_id in merged_ids)],
+            merged_on_base=[{"task": task_id, "on": merged.ref, "commit": match.commit}
+                            for task_id, match in merged_ids.items()] if merged else [],
+            warnings=[f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
+                      for w in roadmap.warnings],
+            in_flight=[t.id for t in tasks if t.status is TaskStatus.DISPATCHED],
+        )
         slots = max(0, self.capacity() - self.agents_in_flight())
         state = attrs.evolve(self.engine_state(), open_prs=())
-        would: list[dict[str, Any]] = []
         for task in planned:
-            item = roadmap.get(task.id)
-            if item is None:
+            if roadmap.get(task.id) is None:
                 continue
             _gate, decision = self.gate_decision(task, state)
-            entry = {"task": task.id, "title": task.title, "tier": task.tier,
-                     "decision": str(decision.action), "reason": decision.reason}
-            if decision.action is GateAction.ALLOW:
-                if slots <= 0:
-                    entry["decision"] = "no_slot"
-                else:
-                    slots -= 1
-                    state = attrs.evolve(state, in_flight=(*state.in_flight, task))
-            would.append(entry)
-        return {
-            "ingest": [{"kind": c.kind, "task": c.task_id} for c in changes
-                       if not (c.kind == "new" and c.task_id in merged_ids)],
-            "merged_on_base": [
-                {"task": task_id, "on": merged.ref, "commit": match.commit}
-                for task_id, match in merged_ids.items()] if merged is not None else [],
-            "warnings": [f"line {w.line}: {w.message}" for w in roadmap.warnings],
-            "dispatch": would,
-            "paused": self.paused(),
-            "capacity": self.capacity(),
-            "in_flight": [t.id for t in in_flight],
-        }
+            if decision.action is not GateAction.ALLOW:
+                report.decide(task, str(decision.action), decision.reason)
+            elif slots <= 0:
+                report.decide(task, "no_slot", "every slot is taken")
+            else:
+                slots -= 1
+                state = attrs.evolve(state, in_flight=(*state.in_flight, task))
+                report.decide(task, "dispatch")
+        return report

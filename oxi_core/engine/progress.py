@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -46,24 +46,46 @@ async def run_with_progress(engine: Engine) -> TickReport:
     return job.result()
 
 
-def print_summary(engine: Engine, report: TickReport) -> None:
-    status = status_report(engine.ledger, recent=0)
-    click.echo("oxi tick: " + (", ".join(
-        part for part in (
-            f"dispatched {', '.join(report.dispatched)}" if report.dispatched else "",
-            f"merged {', '.join(report.merged)}" if report.merged else "",
-            f"reaped {', '.join(r.task_id for r in report.reaped)}" if report.reaped else "",
-            f"deferred {len(report.deferred)}" if report.deferred else "",
-            f"held {len(report.held)}" if report.held else "",
-            "PAUSED" if report.paused else "",
-            "daily budget reached" if report.budget_reached else "",
-        ) if part
-    ) or "nothing to do"))
-    for phase, error in report.failed_phases:
-        click.echo(f"  phase {phase} failed: {error}")
-    for warning in report.warnings:
-        click.echo(f"  warning: {warning}")
+def print_summary(report: TickReport, status: dict[str, Any]) -> None:
+    """The tick's outcome in a few lines: what it dispatched and what became of each (a task
+    that failed at once says so, with the reason), merges, holds, failures, then totals."""
+    for line in summary_lines(report):
+        click.echo(line)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status["counts"].items()))
     click.echo(f"  tasks: {counts or 'none'}")
     click.echo(f"  cost today ${status['cost_today_usd']:.4f}, "
                f"total ${status['cost_total_usd']:.4f}")
+
+
+def summary_lines(report: TickReport) -> list[str]:
+    outcomes = {o["task"]: o for o in report.outcomes}
+    headline = ", ".join(part for part in (
+        f"dispatched {', '.join(report.dispatched)}" if report.dispatched else "",
+        f"merged {', '.join(report.merged)}" if report.merged else "",
+        f"reaped {', '.join(r.task_id for r in report.reaped)}" if report.reaped else "",
+        f"deferred {len(report.deferred)}" if report.deferred else "",
+        f"held {', '.join(t for t, _ in report.held)}" if report.held else "",
+        f"skipped {', '.join(t for t, _ in report.skipped)}" if report.skipped else "",
+        "PAUSED" if report.paused else "",
+        "daily budget reached" if report.budget_reached else "",
+    ) if part)
+    lines = ["oxi tick: " + (headline or "nothing to do")]
+    for task_id in report.dispatched:
+        outcome = outcomes.get(task_id)
+        if outcome is None or outcome["status"] == "merged":
+            continue
+        reason = f": {outcome['reason']}" if outcome["reason"] else ""
+        pr = f" (PR #{outcome['pr']})" if outcome["pr"] else ""
+        lines.append(f"  {task_id} {outcome['status']}{pr}{reason}")
+        if outcome["status"] in ("failed", "retrying", "planned"):
+            lines.append(f"    see `oxi task show {task_id}`")
+    for task_id, reason in report.held:
+        lines.append(f"  {task_id} held: {reason} (`oxi task release {task_id}` to "
+                     "dispatch it anyway)")
+    for task_id, reason in report.skipped:
+        lines.append(f"  {task_id} skipped: {reason}")
+    for phase, error in report.failed_phases:
+        lines.append(f"  phase {phase} failed: {error}")
+    for warning in report.warnings:
+        lines.append(f"  warning: {warning}")
+    return lines

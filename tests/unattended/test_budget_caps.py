@@ -40,7 +40,7 @@ def test_the_daily_cap_holds_with_concurrent_workers_and_saturate_exits_zero(
 ) -> None:
     repo = repo_factory(SIX, engine=BUDGET_ENGINE,
                         agent_env={"AGENT_SLEEP": "0.5", "AGENT_COST": str(cost)})
-    daemon = oxi.start(["saturate", "-n", "3", "--interval", "0.2", "--max-cost-per-day",
+    daemon = oxi.start(["saturate", "-j", "3", "--interval", "0.2", "--max-cost-per-day",
                         str(CAP)], repo)
     assert daemon.wait(timeout=60) == 0, daemon.stderr
     assert "stopped (daily_budget_reached)" in daemon.stdout
@@ -69,7 +69,7 @@ def test_the_daily_cap_holds_with_concurrent_workers_and_saturate_exits_zero(
         assert_ledger_consistent(ledger)
 
     # A restart the same day stops at once, without a second daily_budget_reached.
-    again = oxi.start(["saturate", "-n", "3", "--interval", "0.2", "--max-cost-per-day",
+    again = oxi.start(["saturate", "-j", "3", "--interval", "0.2", "--max-cost-per-day",
                        str(CAP)], repo)
     assert again.wait(timeout=30) == 0, again.stderr
     assert len(events_of(repo, ev.DAILY_BUDGET_REACHED)) == 1

@@ -24,7 +24,7 @@ def test_an_item_removed_while_its_agent_runs_is_cancelled_and_its_work_kept(
     repo = repo_factory(
         roadmap(("T1-5", "doomed", "n"), ("T1-6", "stays", "n")),
         agent_env={"AGENT_SLEEPS": "T1-5=30,T1-6=4", "AGENT_WRITE_FIRST": "1"})
-    daemon = oxi.start(["saturate", "-n", "2", "--interval", str(INTERVAL)], repo)
+    daemon = oxi.start(["saturate", "-j", "2", "--interval", str(INTERVAL)], repo)
 
     def both_wrote() -> list[int] | None:
         started = {e.task_id: e.payload["pid"] for e in events_of(repo, ev.WORKER_STARTED)}

@@ -16,7 +16,7 @@ def test_status_shows_in_flight_and_retrying_work_while_saturate_runs(repo_facto
         roadmap(("T1-5", "thinks a while", "n"), ("T1-2", "flaky provider", "n")),
         engine={"retry_base_s": 120.0, "retry_max_s": 300.0},
         agent_env={"AGENT_SLEEPS": "T1-5=4", "AGENT_WRITE_FIRST": "1"})
-    daemon = oxi.start(["saturate", "-n", "2", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "2", "--interval", "0.2"], repo)
 
     def ready() -> bool:
         with ledger_of(repo) as ledger:

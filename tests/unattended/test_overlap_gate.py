@@ -30,7 +30,7 @@ def test_five_tasks_on_one_file_merge_one_after_another_without_conflicts(
     repo.config.write_text(exec_agent_toml(
         SCRIPTED_AGENT, critic=slow_critic, engine={"retry_base_s": 0.05},
         agent_env={"AGENT_TARGET": "shared.txt", "AGENT_SLEEP": "0.3"}))
-    daemon = oxi.start(["saturate", "-n", "5", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "5", "--interval", "0.2"], repo)
 
     def all_merged() -> bool:
         with ledger_of(repo) as ledger:

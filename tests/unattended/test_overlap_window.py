@@ -46,7 +46,7 @@ def test_no_task_is_claimed_while_one_touching_its_file_is_dispatched_or_in_revi
     repo.config.write_text(exec_agent_toml(
         SCRIPTED_AGENT, critic=slow_critic, engine={"retry_base_s": 0.05},
         agent_env={"AGENT_TARGET": "shared.txt", "AGENT_SLEEP": "0.2"}))
-    daemon = oxi.start(["saturate", "-n", "5", "--interval", "0.05"], repo)
+    daemon = oxi.start(["saturate", "-j", "5", "--interval", "0.05"], repo)
 
     def all_merged() -> bool:
         with ledger_of(repo) as ledger:

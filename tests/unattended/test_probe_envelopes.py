@@ -55,7 +55,8 @@ def test_oxi_probe_json_prints_every_envelope(repo_factory) -> None:
                      env={"OXI_PROBE_READINGS": json.dumps(readings)})
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data == {"ram_envelope": 41, "cpu_envelope": 1, "plan_tier_envelope": None,
+    assert data == {"version": 1, "command": "probe",
+                    "ram_envelope": 41, "cpu_envelope": 1, "plan_tier_envelope": None,
                     "ceiling": 6, "recommended": 1, "readings": readings}
     text = run_oxi(["v3", "probe"], cwd=repo.root,
                    env={"OXI_PROBE_READINGS": json.dumps(readings)})
@@ -103,7 +104,7 @@ def test_saturate_never_runs_more_workers_than_the_probe_allows(
     items = [(f"T1-{n}", f"note {n}", "its own notes file") for n in range(5, 8)]
     repo = repo_factory(roadmap(*items), agent_env={"AGENT_SLEEP": "0.6"})
     readings = {"available_ram_bytes": 64 * GIB, "cpu_count": cpus, "load_avg_5min": load}
-    daemon = oxi.start(["saturate", "-n", "3", "--interval", "0.1"], repo,
+    daemon = oxi.start(["saturate", "-j", "3", "--interval", "0.1"], repo,
                        env={"OXI_PROBE_READINGS": json.dumps(readings)})
     wait_for(lambda: len(events_of(repo, ev.DISPATCH_RESULT)) == 3, timeout=60,
              what="three results")

@@ -38,7 +38,7 @@ def test_sigterm_waits_for_both_workers_records_them_and_exits_zero(repo_factory
         roadmap(("T1-5", "first", "notes"), ("T1-6", "second", "notes"),
                 ("T1-7", "third", "notes")),
         agent_env={"AGENT_SLEEP": "2"})
-    daemon = oxi.start(["saturate", "-n", "2", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "2", "--interval", "0.2"], repo)
     started = wait_for(lambda: len(events_of(repo, ev.WORKER_STARTED)) == 2 and
                        events_of(repo, ev.WORKER_STARTED), what="two agents running")
     pids = [e.payload["pid"] for e in started]
@@ -72,14 +72,14 @@ def test_sigterm_waits_for_both_workers_records_them_and_exits_zero(repo_factory
 
 def test_a_second_saturate_refuses_with_one_line_naming_the_pid(repo_factory, oxi) -> None:
     repo = repo_factory(roadmap(("T1-5", "first", "notes")), agent_env={"AGENT_SLEEP": "0.2"})
-    first = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     pid_file = repo.root / ".oxi" / "saturate.pid"
     wait_for(lambda: events_of(repo, ev.SATURATE_STARTED), what="saturate to start")
     recorded = json.loads(pid_file.read_text())
     assert recorded["pid"] == first.pid
     assert recorded["started_at_epoch"] == psutil.Process(first.pid).create_time()
 
-    for argv in (["saturate", "-n", "1"], ["v3", "saturate", "-n", "1"]):
+    for argv in (["saturate", "-j", "1"], ["v3", "saturate", "-j", "1"]):
         second = run_oxi(argv, cwd=repo.root, timeout=30)
         assert second.returncode != 0
         assert second.stdout == ""
@@ -105,7 +105,7 @@ def test_a_stale_pid_file_is_taken_over(repo_factory, oxi) -> None:
     stale = {"pid": gone.pid, "host": this_host(), "started_at_epoch": 1.5,
              "started_at": "2026-01-01T00:00:00+00:00"}
     pid_file.write_text(json.dumps(stale))
-    daemon = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     (started,) = wait_for(lambda: events_of(repo, ev.SATURATE_STARTED), what="saturate")
     assert started.payload["took_over_stale_pid_file"] == stale
     assert json.loads(pid_file.read_text())["pid"] == daemon.pid
@@ -127,14 +127,14 @@ def test_a_pid_file_naming_a_live_process_that_is_not_saturate_is_refused(
     pid_file.write_text(json.dumps({"pid": me.pid, "host": this_host(),
                                     "started_at_epoch": me.create_time(),
                                     "started_at": "then"}))
-    refused = run_oxi(["saturate", "-n", "1"], cwd=repo.root, timeout=30)
+    refused = run_oxi(["saturate", "-j", "1"], cwd=repo.root, timeout=30)
     assert refused.returncode != 0
     assert f"pid {me.pid}" in refused.stderr and len(refused.stderr.splitlines()) == 1
 
 
 def test_a_broken_config_keeps_the_last_good_one_until_a_good_edit(repo_factory, oxi) -> None:
     repo = repo_factory(roadmap(("T1-5", "first", "notes")), agent_env={"AGENT_SLEEP": "0.1"})
-    daemon = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     wait_for(lambda: statuses(repo).get("T1-5") == "merged", what="the first task to merge")
     good = repo.config.read_text()
 
@@ -180,7 +180,7 @@ def test_pause_and_resume_are_respected_by_saturate_and_tick(repo_factory, oxi) 
     assert report["tick"]["paused"] is True and report["tick"]["dispatched"] == []
     assert report["status"]["paused"] is True
 
-    daemon = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     wait_for(lambda: events_of(repo, ev.SATURATE_STARTED), what="saturate")
     time.sleep(1.0)  # ~5 ticks, all paused
     assert events_of(repo, ev.TASK_CLAIMED) == []

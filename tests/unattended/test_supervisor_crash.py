@@ -36,7 +36,7 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
                 "AGENT_WRITE_FIRST": "1", "AGENT_IGNORE_TERM": "1" if ignores_term else "0"}
     repo = repo_factory(roadmap(("T1-5", "a long run", "writes notes/T1-5.txt")),
                         agent_env=long_run)
-    first = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     (started,) = wait_for(lambda: events_of(repo, ev.WORKER_STARTED), timeout=30,
                           what="the agent to start")
     child_file = oxi.pid_dir / "T1-5.child"
@@ -61,7 +61,7 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
         SCRIPTED_AGENT, critic=CHECK_ANSWERS,
         engine={"retry_base_s": 0.05, "retry_max_s": 0.2}, agent_env={"AGENT_SLEEP": "0.2"}))
     restarted_at = time.monotonic()
-    second = oxi.start(["saturate", "-n", "1", "--interval", "0.2"], repo)
+    second = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     wait_for(lambda: not alive(agent_pid) and not alive(child_pid), timeout=5,
              what="the orphaned agent and its child to be killed")
     gone_after = time.monotonic() - restarted_at

@@ -180,9 +180,12 @@ def test_oxi_toml_builds_a_claude_agent_and_refuses_a_bypass_without_high_trust(
         load_config(wrong)
 
 
-def test_oxi_config_check_lists_the_claude_agent(tmp_path: Path) -> None:
+def test_oxi_config_check_lists_the_claude_agent_and_says_a_missing_binary_is_not_found(
+    tmp_path: Path,
+) -> None:
     repo = tmp_path / "repo"
-    oxi_toml(repo, '[agents.claude]\ntype = "claude"\nkwargs = { model = "claude-sonnet-4-5" }\n')
+    oxi_toml(repo, '[agents.claude]\ntype = "claude"\n'
+             'kwargs = { model = "claude-sonnet-4-5", binary = "/nonexistent/claude" }\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OXI_", "PYTEST_"))}
     done = subprocess.run(
         [str(OXI), "config", "check"],
@@ -193,8 +196,11 @@ def test_oxi_config_check_lists_the_claude_agent(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "agents.claude: claude (oxi-claude)" in done.stdout
+    assert ("error: [agents.claude] kwargs.binary: /nonexistent/claude not found; fix: install "
+            "it, or set kwargs.binary to its path") in done.stdout
+    assert "unknown" not in done.stdout  # "not found", never "version unknown"
 
 
 @pytest.mark.real_cli

@@ -212,9 +212,12 @@ def test_oxi_toml_builds_a_codex_agent_and_refuses_full_access_without_high_trus
         load_config(bad)
 
 
-def test_oxi_config_check_lists_the_codex_agent(tmp_path: Path) -> None:
+def test_oxi_config_check_lists_the_codex_agent_and_says_a_missing_binary_is_not_found(
+    tmp_path: Path,
+) -> None:
     repo = tmp_path / "repo"
-    oxi_toml(repo, '[agents.codex]\ntype = "codex"\nkwargs = { model = "gpt-5.5" }\n')
+    oxi_toml(repo, '[agents.codex]\ntype = "codex"\n'
+             'kwargs = { model = "gpt-5.5", binary = "/nonexistent/codex" }\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OXI_", "PYTEST_"))}
     done = subprocess.run(
         [str(OXI), "config", "check"],
@@ -225,8 +228,11 @@ def test_oxi_config_check_lists_the_codex_agent(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "agents.codex: codex (oxi-codex)" in done.stdout
+    assert ("error: [agents.codex] kwargs.binary: /nonexistent/codex not found; fix: install "
+            "it, or set kwargs.binary to its path") in done.stdout
+    assert "version unknown" not in done.stdout and "pinned" not in done.stdout
 
 
 def test_the_packaged_known_good_fixture_passes_the_parser() -> None:
@@ -338,4 +344,5 @@ def test_config_check_runs_the_version_pin_check(tmp_path: Path) -> None:
                             cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "OXI_RAISE_ERRORS": "0"})
     assert result.returncode != 0, result.stdout
-    assert "0.169.0" in result.stderr and "pinned to 0.1.0" in result.stderr
+    assert "error: [agents.codex]: codex at" in result.stdout  # a finding of its own
+    assert "0.169.0" in result.stdout and "pinned to 0.1.0" in result.stdout

@@ -1,0 +1,127 @@
+"""`oxi init`, `oxi config check|schema`, `oxi doctor`, `oxi plugins`: setting oxi up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
+from oxi_core.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from oxi_core.config import OxiConfig
+    from oxi_core.doctor import Finding
+
+
+def add_commands(cli: click.Group) -> None:
+    @cli.command(name="plugins")
+    @json_option
+    def plugins_command(as_json: bool) -> None:
+        """Installed plugins and repository adapters: distribution, version, what they add."""
+        from oxi_core.plugins import load_plugins, plugin_listing
+
+        listing = plugin_listing(load_plugins())
+        if as_json:
+            emit_json("plugins", listing)
+            return
+        for row in listing["plugins"]:
+            click.echo(f"{row['distribution']} {row['version']}  ({row['name']})")
+            click.echo(f"  hooks: {', '.join(row['hooks']) or 'none'}")
+            for kind, names in row["registered"].items():
+                click.echo(f"  {kind}: {', '.join(names)}")
+        for adapter in listing["adapters"]:
+            click.echo(f"{adapter['distribution']} {adapter['version']}  "
+                       f"(repository adapter {adapter['name']}: {adapter['class']})")
+        for failure in listing["failures"]:
+            click.echo(f"FAILED {failure['distribution']} {failure['version']} "
+                       f"({failure['name']}): {failure['error']}")
+
+    @cli.command(name="init")
+    @click.option("--force", is_flag=True, help="Overwrite an existing oxi.toml.")
+    @json_option
+    @click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
+    def init_command(force: bool, as_json: bool, folder: Path) -> None:
+        """Write a commented starter oxi.toml."""
+        from oxi_core.errors import OxiError
+        from oxi_core.starter import STARTER_TOML
+
+        target = folder / "oxi.toml"
+        if target.exists() and not force:
+            raise OxiError(f"{target} exists", hint="pass --force to overwrite it")
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_text(STARTER_TOML, encoding="utf-8")
+        if as_json:
+            emit_json("init", {"written": [str(target)]})
+            return
+        click.echo(f"wrote {target}; edit it, then run `oxi config check`")
+
+    @cli.group(name="config")
+    def config_group() -> None:
+        """Check oxi.toml, and describe every key it takes."""
+
+    @config_group.command(name="check")
+    @json_option
+    @pass_state
+    def config_check(state: CliState, as_json: bool) -> None:
+        """Load oxi.toml, build every plugin, and run the fast offline checks."""
+        _check(state.config(), deep=False, as_json=as_json, command="config check")
+
+    @cli.command(name="doctor")
+    @json_option
+    @pass_state
+    def doctor_command(state: CliState, as_json: bool) -> None:
+        """`oxi config check` plus the slow checks (self-tests, health probes)."""
+        _check(state.config(), deep=True, as_json=as_json, command="doctor")
+
+
+def config_summary(config: OxiConfig) -> dict[str, Any]:
+    import attrs
+
+    return {
+        "config": str(config.path) if config.path else None,
+        "adapter": type(config.adapter).__module__ + "." + type(config.adapter).__qualname__,
+        "paths": {k: str(v) for k, v in attrs.asdict(config.paths).items()},
+        "policy": attrs.asdict(config.policy),
+        "roles": attrs.asdict(config.roles),
+        "instances": {
+            kind: {name: {"type": spec.type, "distribution": spec.distribution,
+                          "trust": spec.trust} for name, spec in specs.items()}
+            for kind, specs in config.specs.items() if specs
+        },
+        "worktree_hooks": sorted(config.worktree.hooks),
+    }
+
+
+def _check(config: OxiConfig, *, deep: bool, as_json: bool, command: str) -> None:
+    import attrs
+
+    from oxi_core.doctor import Severity, run_checks
+
+    findings = run_checks(config, deep=deep)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if as_json:
+        emit_json(command, {**config_summary(config), "ok": not errors,
+                            "findings": [f.as_json() for f in findings]})
+    else:
+        click.echo(f"config:  {config.path or '(embedded defaults)'}")
+        click.echo(f"repo:    {config.paths.repo_root}")
+        click.echo(f"roadmap: {config.paths.roadmap}")
+        click.echo(f"ledger:  {config.paths.ledger}")
+        for kind, specs in config.specs.items():
+            for name, spec in specs.items():
+                click.echo(f"{kind}.{name}: {spec.type} ({spec.distribution})")
+        roles = ", ".join(f"{k}={v}" for k, v in attrs.asdict(config.roles).items() if v)
+        click.echo(f"roles:   {roles}")
+        _print_findings(findings)
+        click.echo("ok" if not errors else
+                   f"{len(errors)} error{'s' if len(errors) != 1 else ''}: the first tick "
+                   "would fail; fix them and run this again")
+    if errors:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    for finding in findings:
+        click.echo(finding.line())
