@@ -545,6 +545,22 @@ def _resolve_annotations(cls: type[Any], *, file: str | None, table: str) -> dic
         ) from error
 
 
+# Where each secret read through ``{ env = ... }`` came from, so that a plugin whose credential
+# is refused can say which variable to fix (never the value).
+_secret_origins: dict[str, str] = {}
+
+
+def _where(file: str | None, table: str, key: str) -> str:
+    return " ".join(part for part in (Path(file).name if file else None, f"[{table}]", key)
+                    if part)
+
+
+def secret_origin(value: str) -> str | None:
+    """Where a secret a plugin received came from ("the environment variable NAME (oxi.toml
+    [forges.github] kwargs.token)"), or None when it was not read through ``{ env = ... }``."""
+    return _secret_origins.get(value)
+
+
 def resolve_env(value: Any, *, file: str | None, table: str, key: str,
                 unset: list[ConfigError] | None = None) -> Any:
     """Replace every ``{ env = "NAME" }`` with the environment's value (and mark it secret).
@@ -569,6 +585,8 @@ def resolve_env(value: Any, *, file: str | None, table: str, key: str,
                 unset.append(error)
                 return None
             register_secret(secret)
+            _secret_origins[secret] = (f"the environment variable {name} "
+                                       f"({_where(file, table, key)})")
             return secret
         return {k: resolve_env(v, file=file, table=table, key=f"{key}.{k}" if key else k,
                                unset=unset)

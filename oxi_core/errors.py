@@ -119,11 +119,43 @@ class AlreadyRunning(OxiError):
     """Another `oxi saturate` holds the PID file."""
 
 
-class AgentSetupError(OxiError):
-    """An agent cannot run as configured (wrong binary version, output format drift).
+class SetupError(OxiError):
+    """oxi cannot work as configured (a rejected credential, a binary of the wrong version).
 
-    Retrying would fail the same way for every task, so the engine pauses itself instead.
+    Retrying would fail the same way for every task, so the engine pauses itself instead of
+    failing tasks: nothing is marked failed, and the message says what to fix.
     """
+
+
+class AgentSetupError(SetupError):
+    """An agent cannot run as configured (wrong binary version, output format drift)."""
+
+
+class ForgeSetupError(SetupError):
+    """The forge refuses oxi's credentials or access (a 401, a token without access to the
+    repository): the message names where the credential came from."""
+
+
+class ForgeUnavailable(OxiError):
+    """The forge cannot answer now (a rate limit, an outage): try again on a later tick.
+
+    ``retry_at`` (epoch seconds), when known, is the earliest moment worth trying again.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 retry_at: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_at = retry_at
+
+
+class AutoMergeUnavailable(OxiError):
+    """The forge will not arm auto-merge on this repository (a repository setting, no branch
+    protection). ``reason`` is the forge's own words; the engine records it, notifies, and
+    then waits or merges directly as ``[engine] auto_merge_fallback`` says."""
+
+    def __init__(self, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(reason, hint=hint)
+        self.reason = reason
 
 
 class SourceError(OxiError):

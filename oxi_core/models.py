@@ -75,6 +75,16 @@ class PullRequestState(enum.StrEnum):
     CONFLICTED = "conflicted"
 
 
+class ChecksState(enum.StrEnum):
+    """A pull request's checks on its head commit, as the forge sees them."""
+
+    UNKNOWN = ""  # the forge did not say (or was not asked)
+    NONE = "none"  # the head has no checks at all
+    PENDING = "pending"
+    FAILING = "failing"
+    PASSING = "passing"
+
+
 @attrs.frozen
 class PullRequest:
     number: int
@@ -91,6 +101,39 @@ class PullRequest:
     closed_reason: str = ""
     body: str = ""
     merged_at: datetime | None = None
+    checks: ChecksState = ChecksState.UNKNOWN
+    mergeable: bool | None = None  # None: not known (yet)
+
+
+@attrs.frozen
+class MergeAttempt:
+    """What a guarded direct merge did: merged, or why it waits (checks pending or failing,
+    not mergeable, the head moved)."""
+
+    merged: bool
+    pr: PullRequest | None = None
+    waiting: str = ""
+
+
+@attrs.frozen
+class ForgeNotice:
+    """Something a forge saw that belongs in the ledger: a rate limit, a retried request, an
+    outage. ``kind`` is "rate_limited", "retried", "unavailable" or the forge's own word."""
+
+    kind: str
+    message: str
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ForgeReport:
+    """A forge's requests since it was last asked: how many, how many counted against its rate
+    limit, forge-specific figures, and notices."""
+
+    requests: int = 0
+    counted: int = 0
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+    notices: tuple[ForgeNotice, ...] = ()
 
 
 @attrs.frozen

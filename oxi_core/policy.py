@@ -52,6 +52,11 @@ class Policy:
     """Engine policy. The repository adapter supplies defaults; oxi.toml's [engine] overrides."""
 
     auto_merge: bool = True
+    # When the forge will not arm auto-merge (a repository setting, no branch protection):
+    # "wait" for a person (notified), or "direct": a guarded squash merge of the approved head
+    # once its checks are green.
+    auto_merge_fallback: str = attrs.field(default="wait", validator=attrs.validators.in_(
+        ("wait", "direct")))
     max_concurrent: int = 1
     budget_per_day_usd: float = 20.0
     task_caps_usd: Mapping[str, float] = attrs.field(factory=lambda: dict(DEFAULT_TASK_CAPS_USD))

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from oxi_core.models import (
         Candidate,
         Event,
+        ForgeReport,
         GateDecision,
         InferenceResult,
+        MergeAttempt,
         PullRequest,
         Verdict,
     )
@@ -117,6 +119,41 @@ class Forge(Protocol):
     def close_pr(self, number: int, comment: str) -> None: ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+
+class ForgeExtras(Protocol):
+    """Optional Forge methods. A forge defines those it can; oxi_core.forge_extras gives the
+    engine the behaviour for a forge that lacks one (hookspecs.md lists each)."""
+
+    def git_env(self) -> Mapping[str, str]:
+        """Environment for git's fetch and push to the remote (credentials), added to those
+        git processes only."""
+        ...
+
+    def review(self, number: int, body: str) -> None:
+        """Post the critic's findings as a review of the pull request (else: a comment)."""
+        ...
+
+    def merge_now(self, number: int, *, head_sha: str) -> MergeAttempt:
+        """A guarded direct squash merge of exactly ``head_sha``, when its checks are green."""
+        ...
+
+    def disarm_auto_merge(self, number: int) -> bool:
+        """Turn auto-merge off (the head moved under an approval); True when it was on."""
+        ...
+
+    def delete_branch(self, branch: str) -> None:
+        """Delete a merged pull request's branch on the remote."""
+        ...
+
+    def merge_if_ready(self, number: int) -> PullRequest:
+        """Merge an armed pull request whose conditions hold (a forge that merges for itself,
+        like GitHub, does not need this)."""
+        ...
+
+    def take_report(self) -> ForgeReport:
+        """Requests made since the last call, and notices (rate limits, retries) to record."""
+        ...
 
 
 @runtime_checkable

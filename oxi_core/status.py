@@ -65,6 +65,7 @@ def status_report(ledger: Ledger, *, now: datetime | None = None,
         "cost_total_usd": round(ledger.total_spend(), 6),
         "paused": paused,
         "paused_reason": _paused_reason(ledger) if paused else None,
+        "forge_requests": forge_requests(ledger, day_start),
         "recent_events": [
             {"id": e.id, "ts": e.ts, "type": e.type, "task": e.task_id, "cost_usd": e.cost_usd}
             for e in ledger.events(newest_first=True, limit=recent)
@@ -83,3 +84,17 @@ def _paused_reason(ledger: Ledger) -> str:
         return ""
     payload = found[0].payload
     return f"{payload.get('reason') or 'paused'} (by {payload.get('by', 'operator')})"
+
+
+def forge_requests(ledger: Ledger, since: str) -> dict[str, Any]:
+    """The forge's requests: the last tick's (with the rate limit it saw) and today's total."""
+    last = ledger.events(types=[ev.FORGE_REQUESTS], newest_first=True, limit=1)
+    rows = ledger.query(
+        "SELECT count(*), coalesce(sum(json_extract(payload, '$.requests')), 0), "
+        "coalesce(sum(json_extract(payload, '$.counted')), 0) FROM events "
+        "WHERE type = ? AND ts >= ?", (ev.FORGE_REQUESTS, since))
+    ticks, requests, counted = rows[0]
+    return {
+        "last_tick": None if not last else {"ts": last[0].ts, **last[0].payload},
+        "today": {"ticks": int(ticks), "requests": int(requests), "counted": int(counted)},
+    }

@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 
 from oxi_core import git
-from oxi_core.errors import OxiError
+from oxi_core.errors import AutoMergeUnavailable, OxiError
 from oxi_core.ledger import Verbatim, stored_json
-from oxi_core.models import PullRequest, PullRequestState, isoformat, parse_ts
+from oxi_core.models import MergeAttempt, PullRequest, PullRequestState, isoformat, parse_ts
 from oxi_core.protocols import PluginContext
 from oxi_core.repolock import repo_lock
 
@@ -55,6 +55,9 @@ def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
 class LocalForge:
     remote: str = "origin"
     base: str = "main"
+    # Like a hosted repository whose auto-merge setting is off: arming is refused, and the
+    # engine waits or merges directly ([engine] auto_merge_fallback).
+    allow_auto_merge: bool = True
     _context: PluginContext | None = attrs.field(default=None, init=False, repr=False)
     _origin: Path | None = attrs.field(default=None, init=False, repr=False)
 
@@ -89,7 +92,15 @@ class LocalForge:
         return found[0]
 
     def list_open_prs(self) -> list[PullRequest]:
-        return self._select("state = ?", (PullRequestState.OPEN.value,))
+        found = self._select("state = ?", (PullRequestState.OPEN.value,))
+        if not found:
+            return found
+        # Each branch's commit as the origin has it now (one git call): a push by someone
+        # else shows as a moved head, as on a hosted forge.
+        listing = git.out(["for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)",
+                           "refs/heads/"], self.origin)
+        heads = dict(line.split("\0", 1) for line in listing.splitlines() if line)
+        return [attrs.evolve(pr, head_sha=heads.get(pr.branch, pr.head_sha)) for pr in found]
 
     def merged_prs(self, since: datetime) -> list[PullRequest]:
         """Pull requests merged at or after ``since``, oldest first, with their bodies."""
@@ -161,6 +172,10 @@ class LocalForge:
         pr = self.get_pr(number)
         if pr.auto_merge_armed or pr.state is not PullRequestState.OPEN:
             return False
+        if not self.allow_auto_merge:
+            raise AutoMergeUnavailable(
+                "Auto merge is not allowed for this repository",
+                hint="the local forge's allow_auto_merge is false")
         self._set(number, auto_merge_armed=1)
         # Like a forge whose required checks already passed: auto-merge merges at once.
         self.merge_if_ready(number)
@@ -173,18 +188,35 @@ class LocalForge:
                 self._squash_merge(pr)
         return self.get_pr(number)
 
+    def merge_now(self, number: int, *, head_sha: str) -> MergeAttempt:
+        """A direct squash merge of exactly ``head_sha`` (the local forge has no checks)."""
+        with self._lock():
+            pr = self.get_pr(number)
+            if pr.state is PullRequestState.OPEN:
+                current = git.rev_parse(f"refs/heads/{pr.branch}", self.origin)
+                if head_sha and current != head_sha:
+                    return MergeAttempt(False, pr, f"the head moved to {(current or '')[:12]}")
+                self._squash_merge(pr)
+        after = self.get_pr(number)
+        merged = after.state is PullRequestState.MERGED
+        return MergeAttempt(merged, after, "" if merged else after.closed_reason or "not open")
+
+    def review(self, number: int, body: str) -> None:
+        self.comment(number, body, kind="review")
+
     def close_pr(self, number: int, comment: str) -> None:
         self.comment(number, comment)
         self._set(number, state=PullRequestState.CLOSED.value, closed_reason=comment)
 
-    def comment(self, number: int, body: str) -> None:
+    def comment(self, number: int, body: str, *, kind: str = "comment") -> None:
         ledger = self.context.ledger
         with ledger.transaction() as conn:
             row = conn.execute("SELECT comments FROM pull_requests WHERE number = ?",
                                (number,)).fetchone()
             if row is None:
                 raise OxiError(f"no pull request #{number} in the local forge")
-            comments = [*json.loads(row[0]), {"at": ledger.now_iso(), "body": body}]
+            comments = [*json.loads(row[0]), {"at": ledger.now_iso(), "body": body,
+                                               "kind": kind}]
             conn.execute("UPDATE pull_requests SET comments = ? WHERE number = ?",
                          (stored_json(comments), number))
 

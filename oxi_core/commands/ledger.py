@@ -217,6 +217,14 @@ def print_status(report: dict[str, Any]) -> None:
     behind = report.get("local_base_behind")
     if behind:
         click.echo(f"note: {behind['message']}")
+    forge = report.get("forge_requests") or {}
+    last, today = forge.get("last_tick"), forge.get("today") or {}
+    if last is not None:
+        limits = "; ".join(f"{name} {seen.get('remaining')}/{seen.get('limit')} left"
+                           for name, seen in (last.get("rate_limit") or {}).items())
+        click.echo(f"forge: {last['forge']}: {last['requests']} requests last tick "
+                   f"({last['counted']} counted), {today.get('requests', 0)} today "
+                   f"({today.get('counted', 0)} counted)" + (f"; {limits}" if limits else ""))
     for row in report["in_flight"]:
         last = row["last_event"] or "starting"
         age = "" if row["last_event_age_s"] is None else f" {row['last_event_age_s']}s ago"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
 from oxi_core.errors import EXIT_FAILED
+
+if TYPE_CHECKING:
+    from oxi_core.config import OxiConfig
 
 
 def _roadmap_path(state: CliState, file: Path | None) -> Path:
@@ -18,6 +22,24 @@ def _default_ref(repo: Path, remote: str, base: str) -> str:
     from oxi_core import git
 
     return f"{remote}/{base}" if git.rev_parse(f"{remote}/{base}", repo) else base
+
+
+def _fetch_base(config: OxiConfig) -> None:
+    """Bring the base branch's merged commits (the forge merges them remotely) into
+    <remote>/<base>, with the forge's credentials. A failure is said and the last fetch used."""
+    from oxi_core import forge_extras, git
+    from oxi_core.errors import OxiError
+
+    remote, base = config.policy.remote, config.policy.base_branch
+    # A forge left unbuilt (its secret not set: prune needs none) leaves git to its own
+    # credentials.
+    forge = config.instances["forges"].get(config.roles.forge or "")
+    try:
+        git.git(["fetch", "--quiet", remote, f"+refs/heads/{base}:refs/remotes/{remote}/{base}"],
+                config.paths.repo_root, env=forge_extras.git_env(forge))
+    except OxiError as error:
+        click.echo(f"oxi: warning: could not fetch {remote}/{base} ({error}); "
+                   "reading it as last fetched", err=True)
 
 
 def add_commands(cli: click.Group) -> None:
@@ -81,13 +103,18 @@ def add_commands(cli: click.Group) -> None:
     @click.option("--dry-run", is_flag=True, help="Print what would be removed; write nothing.")
     @click.option("--ref", default=None,
                   help="The branch to read (default: <remote>/<base>, else <base>).")
+    @click.option("--no-fetch", is_flag=True,
+                  help="Read <remote>/<base> as last fetched; do not fetch it first.")
     @json_option
     @pass_state
-    def roadmap_prune(state: CliState, dry_run: bool, ref: str | None, as_json: bool) -> None:
+    def roadmap_prune(state: CliState, dry_run: bool, ref: str | None, no_fetch: bool,
+                      as_json: bool) -> None:
         """Remove items whose T-id appears in a substantive merged commit on main."""
         from oxi_core.roadmap import prunable_ids, remove_items
 
         config = state.config(secrets=False)
+        if ref is None and not no_fetch:
+            _fetch_base(config)
         path = config.paths.roadmap
         base = ref or _default_ref(config.paths.repo_root, config.policy.remote,
                                    config.policy.base_branch)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from oxi_core import git
+from oxi_core import forge_extras, git
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
 from oxi_core.engine import worktrees
 from oxi_core.engine.droppings import split_droppings
@@ -22,12 +23,13 @@ from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
 from oxi_core.engine.routes import agent_model, provider_failure, route_worker
-from oxi_core.errors import AgentSetupError
+from oxi_core.errors import ForgeSetupError, ForgeUnavailable, GitError, SetupError
 from oxi_core.ledger import events as ev
 from oxi_core.models import (
     Classification,
-    PullRequestState,
+    PullRequest,
     PullRequestSubject,
+    Verdict,
     VerdictKind,
     isoformat,
 )
@@ -62,15 +64,17 @@ async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
     worker = Worker(engine, task_id, item, cancel)
     try:
         await worker.run()
-    except AgentSetupError as error:
+    except SetupError as error:
         # Every task would fail the same way: requeue this one and pause the engine.
         message = f"{type(error).__name__}: {error}"
-        engine.log.error("agent_setup_error", task_id=task_id, error=message)
+        engine.log.error("setup_error", task_id=task_id, error=message)
         engine.ledger.transition(task_id, TaskStatus.PLANNED, event_type=ev.DISPATCH_ERROR,
                                  payload={"error": message, "paused": True},
                                  expect=[TaskStatus.DISPATCHED], last_error=message,
                                  **WORKER_FIELDS_CLEARED)
-        engine.pause(f"the worker agent cannot run: {message}")
+        what = ("the forge refuses oxi's credentials" if isinstance(error, ForgeSetupError)
+                else "the worker agent cannot run")
+        engine.pause(f"{what}: {message}")
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
         engine.log.error("dispatch_error", task_id=task_id, error=message)
@@ -209,8 +213,18 @@ class Worker:
         # other push must be a fast-forward, so a remote branch oxi did not know of (a ledger
         # lost, another clone) is refused, never overwritten.
         force = ["--force-with-lease"] if self._fresh else []
-        with self._locked():
-            git.git(["push", "--quiet", *force, self.remote, f"HEAD:refs/heads/{branch}"], path)
+        env = forge_extras.git_env(self.config.forge)  # credentials for this push only
+        try:
+            with self._locked():
+                git.git(["push", "--quiet", *force, self.remote, f"HEAD:refs/heads/{branch}"],
+                        path, env=env)
+        except GitError as error:
+            if _refused_credentials(error.stderr):
+                raise ForgeSetupError(
+                    f"the push to {self.remote} was refused: {error.stderr.strip()[-300:]}",
+                    hint="check the forge's token (oxi config check names where it comes "
+                         "from) and that it may write to the repository") from error
+            raise
 
     def _remove(self, path: Any, branch: str, force: bool, delivered: bool,
                 seen_clean: bool) -> str | None:
@@ -403,9 +417,13 @@ class Worker:
             await self._cleanup(path, branch)
             return
         files = tuple(sorted(set(task.files_touched) | set(changed)))
+        pushed = await asyncio.to_thread(git.out, ["rev-parse", "HEAD"], path)
         await asyncio.to_thread(self._push, path, branch)
+        # The head oxi delivered: a pull request whose head moves after this was pushed to by
+        # someone else, and what the critic approved is not what would merge.
         self.ledger.update_task(task.id, event_type=ev.BRANCH_PUSHED,
-                                payload={"branch": branch, "files": list(changed)},
+                                payload={"branch": branch, "files": list(changed),
+                                         "head": pushed},
                                 files_touched=files)
         forge = self.config.forge
         pr = await asyncio.to_thread(
@@ -414,14 +432,15 @@ class Worker:
         )
         self.ledger.transition(
             task.id, TaskStatus.IN_REVIEW, event_type=ev.PR_OPENED,
-            payload={"pr": pr.number, "url": pr.url, "files": list(pr.files)},
+            payload={"pr": pr.number, "url": pr.url, "files": list(pr.files),
+                     "head": pr.head_sha},
             expect=[TaskStatus.DISPATCHED], pr_number=pr.number, **WORKER_FIELDS_CLEARED,
         )
-        approved = await self._review(task, pr.number, path)
+        approved = await self._review(task, pr, path)
         # The branch is on the remote now: the worktree can go before anything merges it.
         await self._cleanup(path, branch, delivered=True)
         if approved:
-            await self._arm_auto_merge(pr.number)
+            await self._arm_auto_merge(pr)
 
     def _pr_body(self, task: Task) -> str:
         lines = [f"Roadmap item **{task.id} · {task.title}**", ""]
@@ -430,28 +449,28 @@ class Worker:
         lines.append(f"Opened by oxi (attempt {task.attempts}).")
         return "\n".join(lines)
 
-    async def _review(self, task: Task, pr_number: int, path: Any) -> bool:
+    async def _review(self, task: Task, pr: PullRequest, path: Any) -> bool:
         """Run the critic; True when it approved (the caller then arms auto-merge)."""
         critic = self.config.critic
         if critic is None:
             return False  # no critic configured: the pull request waits for a person
-        forge = self.config.forge
-        pr = forge.get_pr(pr_number)
         subject = PullRequestSubject(pr=pr, tree=path, task_id=task.id, title=task.title,
                                      subtitle=self.item.subtitle)
         verdict = await asyncio.to_thread(critic.judge, subject)
         # Through the task (not a bare event), so the review's cost counts in the task's.
         self.ledger.update_task(
             task.id, event_type=ev.CRITIC_VERDICT, cost_usd=verdict.cost_usd,
-            payload={"pr": pr_number, "verdict": str(verdict.kind),
-                     "reasons": list(verdict.reasons), "critic": self.config.roles.critic},
+            payload={"pr": pr.number, "verdict": str(verdict.kind),
+                     "reasons": list(verdict.reasons), "critic": self.config.roles.critic,
+                     "head": pr.head_sha},
         )
         if verdict.kind is VerdictKind.ABSTAIN:
             # The critic could not judge (its model unreachable or unreadable): no approval,
             # and no reason to redo the work either. The pull request waits for a person.
             self.engine.record(ev.CRITIC_UNAVAILABLE, task_id=task.id, notify=True, payload={
-                "pr": pr_number, "reasons": list(verdict.reasons)})
+                "pr": pr.number, "reasons": list(verdict.reasons)})
             return False
+        await self._post_review(pr, verdict)
         if not verdict.approved:
             reasons = "\n\n".join(verdict.reasons)
             if task.round_attempts >= self.policy.max_attempts:
@@ -459,7 +478,7 @@ class Worker:
                 return False
             self.ledger.transition(
                 task.id, TaskStatus.PLANNED, event_type=ev.TASK_REOPENED,
-                payload={"reason": "the critic rejected the pull request", "pr": pr_number},
+                payload={"reason": "the critic rejected the pull request", "pr": pr.number},
                 expect=[TaskStatus.IN_REVIEW], critic_reasons=reasons,
                 last_error="rejected by the critic",
             )
@@ -467,17 +486,31 @@ class Worker:
         self.ledger.update_task(task.id, event_type=None, critic_reasons=None)
         return True
 
-    async def _arm_auto_merge(self, pr_number: int) -> None:
+    async def _post_review(self, pr: PullRequest, verdict: Verdict) -> None:
+        """The critic's findings on the pull request itself, where people look. Losing them
+        there loses nothing (the ledger has them), so a failure is only recorded."""
+        names = self.config.roles.critic
+        critic = "+".join(names) if isinstance(names, tuple) else (names or "critic")
+        body = review_body(critic, verdict)
+        try:
+            await asyncio.to_thread(forge_extras.post_review, self.config.forge, pr.number, body)
+        except Exception as error:
+            self.engine.record(ev.PR_REVIEW_POSTED, task_id=self.task_id, payload={
+                "pr": pr.number, "posted": False, "error": f"{type(error).__name__}: {error}"})
+            return
+        self.engine.record(ev.PR_REVIEW_POSTED, task_id=self.task_id,
+                           payload={"pr": pr.number, "posted": True, "verdict": str(verdict.kind)})
+
+    async def _arm_auto_merge(self, pr: PullRequest) -> None:
         """T2-44: the code path that records an approval is the one that arms auto-merge."""
         if not self.policy.auto_merge:
             return
-        forge = self.config.forge
-        newly = await asyncio.to_thread(forge.arm_auto_merge, pr_number)
-        self.engine.record(ev.AUTO_MERGE_ARMED, task_id=self.task_id,
-                           payload={"pr": pr_number, "already_armed": not newly})
-        after = await asyncio.to_thread(forge.get_pr, pr_number)
-        if after.state is not PullRequestState.OPEN:
-            self.engine.settle_pr(self.task(), after)
+        try:
+            await asyncio.to_thread(self.engine.arm_auto_merge, self.task(), pr)
+        except ForgeUnavailable as error:
+            # The approval is recorded; the next tick's observe arms it (T2-44).
+            self.engine.record(ev.AUTO_MERGE_RETRIED, task_id=self.task_id,
+                               payload={"pr": pr.number, "error": str(error)})
 
     # -- endings --------------------------------------------------------------------------
 
@@ -510,3 +543,29 @@ class Worker:
             "worktree_kept": str(path) if reason else None, "unpushed": reason})
         if not reason:
             await self._cleanup(path, branch)
+
+
+# git's words when the remote refused the credentials (or asked for some it did not get).
+_CREDENTIAL_REFUSALS = ("Authentication failed", "could not read Username",
+                        "could not read Password", "The requested URL returned error: 403")
+
+
+def _refused_credentials(stderr: str) -> bool:
+    return any(text in stderr for text in _CREDENTIAL_REFUSALS)
+
+
+def review_body(critic: str, verdict: Verdict) -> str:
+    """The critic's verdict as a pull request review: its findings fenced as text (they quote
+    test output and agent text, which is data), secrets redacted."""
+    from oxi_core.log import redact_text
+
+    lines = [f"**oxi critic `{critic}`: {verdict.kind}**"]
+    for reason in verdict.reasons:
+        text = redact_text(reason).rstrip()
+        # A fence longer than any run of backticks in the text, so the text cannot close it.
+        longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+        fence = "`" * max(3, longest + 1)
+        lines += ["", f"{fence}text", text, fence]
+    if not verdict.reasons:
+        lines += ["", "No findings."]
+    return "\n".join(lines)

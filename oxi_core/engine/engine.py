@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from oxi_core import git
+from oxi_core import forge_extras, git
 from oxi_core.config import OxiConfig
 from oxi_core.engine.ingest import (
     CLOSED_BY_REMOVAL,
@@ -32,11 +32,19 @@ from oxi_core.engine.ingest import (
 from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
 from oxi_core.engine.routes import WorkerRoute, agent_model, route_worker
 from oxi_core.engine.state import EngineState
-from oxi_core.errors import GitError, OxiError, RoadmapError
+from oxi_core.errors import (
+    AutoMergeUnavailable,
+    ForgeUnavailable,
+    GitError,
+    OxiError,
+    RoadmapError,
+    SetupError,
+)
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger
 from oxi_core.models import (
+    ChecksState,
     Event,
     GateAction,
     GateDecision,
@@ -62,6 +70,11 @@ FETCH_MAX_AGE_S = 2.0
 BUDGET_DAY_KEY = "daily_budget_reached_on"
 WARNINGS_KEY = "roadmap_warnings_digest"
 ESTIMATE_HISTORY = 10
+# A repository that refused auto-merge is asked again this often (the operator may have turned
+# the setting on), not every tick.
+REARM_REFUSED_AFTER_S = 3600.0
+NOTICE_EVENTS = {"rate_limited": ev.FORGE_RATE_LIMITED, "retried": ev.FORGE_RETRIED,
+                 "unavailable": ev.FORGE_UNAVAILABLE}
 # A slot is an agent process: a dispatched task holds one until its agent's result is recorded
 # (pushing and opening its PR afterwards take none).
 AGENTS_IN_FLIGHT_SQL = (
@@ -103,6 +116,8 @@ class TickReport:
     # New items the base branch had merged already (recorded as merged, never dispatched);
     # listed by a dry run (a real tick's ingest records them as task_merged events).
     merged_on_base: list[dict[str, str]] = attrs.field(factory=list)
+    # The forge's requests this tick (what the forge_requests event recorded), if it reports.
+    forge_requests: dict[str, Any] = attrs.field(factory=dict)
 
     def decide(self, task: Task, decision: str, reason: str = "") -> None:
         self.decisions.append({"task": task.id, "title": task.title, "decision": decision,
@@ -147,6 +162,7 @@ class TickReport:
             "budget_reached": self.budget_reached,
             "capacity": self.capacity,
             "in_flight": self.in_flight,
+            "forge_requests": self.forge_requests,
         }
 
 
@@ -241,6 +257,7 @@ class Engine:
         # Merges settled by the workers themselves (auto-merge right after approval) too.
         report.merged = list(dict.fromkeys([*report.merged, *self.merged_log[merged_before:]]))
         report.outcomes = self.outcomes(report.dispatched)
+        self.record_forge_report(report)
         await asyncio.to_thread(self.flush_notifications)
         return report
 
@@ -270,6 +287,13 @@ class Engine:
         and a retry next tick, never the engine's death."""
         try:
             result = body()
+        except SetupError as error:
+            # Every tick would fail the same way: pause (nothing is failed) and say what to fix.
+            message = f"{type(error).__name__}: {error}"
+            report.failed_phases.append((name, message))
+            self.log.error("setup_error", phase=name, error=message)
+            self.pause(f"{name}: {error}")
+            return None
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             report.failed_phases.append((name, message))
@@ -389,12 +413,26 @@ class Engine:
             self.notify_last(ev.ZOMBIE_REAPED, reaped.task_id)
 
     def _observe(self, report: TickReport) -> None:
+        """One list of the open pull requests, then each task's pull request read from it; only
+        a pull request that left the list (merged, closed) is asked about on its own."""
         forge = self.config.forge
+        listed: dict[int, PullRequest] = {pr.number: pr for pr in forge.list_open_prs()}
+
+        def current(number: int) -> PullRequest:
+            known = listed.get(number)
+            if known is not None:
+                return known
+            asked: PullRequest = forge.get_pr(number)
+            return asked
+
         for task in self.ledger.tasks([TaskStatus.DISPATCHED]):
             # A retry whose earlier PR a person closed while this agent runs: stop the worker.
             if task.pr_number is None or task.id not in self.cancels:
                 continue
-            pr = forge.get_pr(task.pr_number)
+            try:
+                pr = current(task.pr_number)
+            except ForgeUnavailable:
+                continue  # asked again next tick
             if pr.state is PullRequestState.CLOSED and self.ledger.transition(
                 task.id, TaskStatus.ABANDONED, event_type=ev.PR_CLOSED,
                 payload={"pr": pr.number, "reason": pr.closed_reason or "closed by a person"},
@@ -404,27 +442,37 @@ class Engine:
         for task in self.ledger.tasks([TaskStatus.IN_REVIEW]):
             if task.pr_number is None or task.id in self.workers:
                 continue
-            pr = forge.get_pr(task.pr_number)
-            if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
-                merge_if_ready = getattr(forge, "merge_if_ready", None)
-                if callable(merge_if_ready):
-                    pr = merge_if_ready(pr.number)
-            self.settle_pr(task, pr, report)
-        self._open_prs = forge.list_open_prs()
+            try:
+                pr = current(task.pr_number)
+                if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
+                    pr = forge_extras.merge_if_ready(forge, pr.number) or pr
+                self.settle_pr(task, pr, report)
+            except ForgeUnavailable as error:
+                # Rate limited or down: this pull request waits for a later tick.
+                self.log.warning("forge_unavailable", task_id=task.id, error=str(error))
+                continue
+            if pr.state in (PullRequestState.MERGED, PullRequestState.CLOSED):
+                listed.pop(pr.number, None)
+        self._open_prs = list(listed.values())
 
-    def settle_pr(self, task: Task, pr: PullRequest, report: TickReport | None = None) -> None:
+    def settle_pr(self, task: Task, pr: PullRequest, report: TickReport | None = None,
+                  *, how: str = "") -> None:
         """Move an in-review task along after what its pull request became."""
         if pr.state is PullRequestState.MERGED:
+            payload: dict[str, Any] = {"pr": pr.number, "merged_sha": pr.merged_sha}
+            if how:
+                payload["how"] = how
             moved = self.ledger.transition(
-                task.id, TaskStatus.MERGED, event_type=ev.TASK_MERGED,
-                payload={"pr": pr.number, "merged_sha": pr.merged_sha},
+                task.id, TaskStatus.MERGED, event_type=ev.TASK_MERGED, payload=payload,
                 expect=[TaskStatus.IN_REVIEW],
             )
             if moved is not None:
                 self.merged_log.append(task.id)
                 if report is not None:
                     report.merged.append(task.id)
+                self._delete_branch(task, pr)
         elif pr.state is PullRequestState.CLOSED:
+            # Closed by a person (or by oxi): never reopened, never armed again.
             self.ledger.transition(
                 task.id, TaskStatus.ABANDONED, event_type=ev.PR_CLOSED,
                 payload={"pr": pr.number, "reason": pr.closed_reason or "closed by a person"},
@@ -438,23 +486,110 @@ class Engine:
                 pr_number=None,
             )
         elif pr.state is PullRequestState.OPEN:
+            if self._head_moved(task, pr):
+                return
+            self._note_checks(task, pr)
             self._enforce_auto_merge(task, pr, report)
+
+    def _delete_branch(self, task: Task, pr: PullRequest) -> None:
+        try:
+            if forge_extras.delete_branch(self.config.forge, pr.branch):
+                self.record(ev.PR_BRANCH_DELETED, task_id=task.id,
+                            payload={"pr": pr.number, "branch": pr.branch})
+        except Exception as error:  # the merge stands; a branch left behind is only clutter
+            self.log.warning("branch_not_deleted", task_id=task.id, branch=pr.branch,
+                             error=f"{type(error).__name__}: {error}")
+
+    def _last(self, event_type: str, task_id: str) -> Event | None:
+        found = self.ledger.events(types=[event_type], task_id=task_id, newest_first=True,
+                                   limit=1)
+        return found[0] if found else None
+
+    def delivered_head(self, task_id: str) -> str | None:
+        """The commit oxi last pushed for this task (None in a ledger from before heads were
+        recorded)."""
+        pushed = self._last(ev.BRANCH_PUSHED, task_id)
+        head = pushed.payload.get("head") if pushed is not None else None
+        return head if isinstance(head, str) and head else None
+
+    def _head_moved(self, task: Task, pr: PullRequest) -> bool:
+        """Someone else pushed to the branch under review: what the critic approved is not what
+        would merge. Auto-merge is turned off and a person decides (recorded and notified once
+        per head)."""
+        expected = self.delivered_head(task.id)
+        if not pr.head_sha or expected is None or pr.head_sha == expected:
+            return False
+        last = self._last(ev.PR_HEAD_MOVED, task.id)
+        if last is None or last.payload.get("head") != pr.head_sha:
+            disarmed = pr.auto_merge_armed and forge_extras.disarm_auto_merge(
+                self.config.forge, pr.number)
+            self.record(ev.PR_HEAD_MOVED, task_id=task.id, notify=True, payload={
+                "pr": pr.number, "pushed": expected, "head": pr.head_sha,
+                "auto_merge_disarmed": disarmed,
+                "reason": "the branch moved after oxi pushed it; a person decides now"})
+        return True
+
+    def _note_checks(self, task: Task, pr: PullRequest) -> None:
+        """Record the head's checks when they change (failing ones are notified)."""
+        if pr.checks is ChecksState.UNKNOWN:
+            return
+        last = self.ledger.events(types=[ev.PR_CHECKS, ev.PR_CHECKS_FAILED], task_id=task.id,
+                                  newest_first=True, limit=1)
+        if last and last[0].payload.get("head") == pr.head_sha and (
+            last[0].payload.get("checks") == str(pr.checks)
+        ):
+            return
+        failing = pr.checks is ChecksState.FAILING
+        self.record(ev.PR_CHECKS_FAILED if failing else ev.PR_CHECKS, task_id=task.id,
+                    notify=failing,
+                    payload={"pr": pr.number, "head": pr.head_sha, "checks": str(pr.checks)})
 
     def _enforce_auto_merge(self, task: Task, pr: PullRequest,
                             report: TickReport | None = None) -> None:
         """T2-44: an approved PR must have auto-merge armed; re-arm, notify if it will not."""
-        if not self.config.policy.auto_merge or pr.auto_merge_armed:
+        if not self.config.policy.auto_merge:
             return
-        if not self.approved(task.id, pr.number):
+        if not self.approved(task.id, pr.number, pr.head_sha):
             return
+        if pr.auto_merge_armed:
+            self._confirm_armed(task, pr)
+            return
+        refused = self._last(ev.AUTO_MERGE_REFUSED, task.id)
+        if refused is not None and refused.payload.get("pr") == pr.number:
+            if self.config.policy.auto_merge_fallback == "direct":
+                self.merge_directly(task, pr, report)
+                return
+            if (self.clock() - parse_ts(refused.ts)).total_seconds() < REARM_REFUSED_AFTER_S:
+                return  # the operator was told; ask the repository again later, not each tick
+        self.arm_auto_merge(task, pr, report, rearm=True)
+
+    def arm_auto_merge(self, task: Task, pr: PullRequest, report: TickReport | None = None,
+                       *, rearm: bool = False) -> None:
+        """Arm auto-merge on an approved pull request (the one code path for the approval and
+        for the re-arming of T2-44). A refusal is an event and a notification; then the
+        operator's `auto_merge_fallback` decides."""
         forge = self.config.forge
-        forge.arm_auto_merge(pr.number)
+        try:
+            newly = forge.arm_auto_merge(pr.number)
+        except AutoMergeUnavailable as error:
+            self.record(ev.AUTO_MERGE_REFUSED, task_id=task.id, notify=True, payload={
+                "pr": pr.number, "reason": error.reason, "hint": error.hint or "",
+                "fallback": self.config.policy.auto_merge_fallback})
+            if self.config.policy.auto_merge_fallback == "direct":
+                self.merge_directly(task, pr, report)
+            return
         after = forge.get_pr(pr.number)
-        if after.auto_merge_armed or after.state is PullRequestState.MERGED:
-            self.record(ev.AUTO_MERGE_ARMED, task_id=task.id,
-                        payload={"pr": pr.number, "rearmed": True})
-            if after.state is PullRequestState.MERGED:
+        # The approval's request is recorded as made; a re-arm only once the forge shows it
+        # (a request dropped on the way is re-armed by the next observation, quietly).
+        if not rearm or after.auto_merge_armed or after.state is PullRequestState.MERGED:
+            payload: dict[str, Any] = {"pr": pr.number, "head": pr.head_sha}
+            payload.update({"rearmed": True} if rearm else {"already_armed": not newly})
+            self.record(ev.AUTO_MERGE_ARMED, task_id=task.id, payload=payload)
+            if after.state is not PullRequestState.OPEN:
                 self.settle_pr(task, after, report)
+            return
+        if after.state is not PullRequestState.OPEN:
+            self.settle_pr(task, after, report)
             return
         last = self.ledger.events(types=[ev.AUTO_MERGE_ARMED, ev.AUTO_MERGE_NOT_ARMED],
                                   task_id=task.id, newest_first=True, limit=1)
@@ -465,11 +600,46 @@ class Engine:
         self.record(ev.AUTO_MERGE_NOT_ARMED, task_id=task.id, payload={"pr": pr.number},
                     notify=True)
 
-    def approved(self, task_id: str, pr_number: int) -> bool:
-        verdicts = self.ledger.events(types=[ev.CRITIC_VERDICT], task_id=task_id,
-                                      newest_first=True, limit=1)
-        return bool(verdicts) and verdicts[0].payload.get("verdict") == "APPROVE" and (
-            verdicts[0].payload.get("pr") == pr_number)
+    def _confirm_armed(self, task: Task, pr: PullRequest) -> None:
+        """Auto-merge as the forge shows it, read back once and recorded."""
+        last = self._last(ev.AUTO_MERGE_CONFIRMED, task.id)
+        if last is not None and last.payload.get("pr") == pr.number and (
+            last.payload.get("head") == pr.head_sha
+        ):
+            return
+        self.record(ev.AUTO_MERGE_CONFIRMED, task_id=task.id,
+                    payload={"pr": pr.number, "head": pr.head_sha})
+
+    def merge_directly(self, task: Task, pr: PullRequest,
+                       report: TickReport | None = None) -> None:
+        """The guarded direct merge chosen by `auto_merge_fallback = "direct"`: exactly the
+        approved head, once its checks are green. Why it waits is recorded when it changes."""
+        attempt = forge_extras.merge_now(self.config.forge, pr.number, pr.head_sha)
+        if attempt is None:
+            return  # this forge cannot merge directly: it waits for a person
+        if attempt.merged and attempt.pr is not None:
+            self.settle_pr(task, attempt.pr, report, how="direct")
+            return
+        if attempt.pr is not None and attempt.pr.state is not PullRequestState.OPEN:
+            self.settle_pr(task, attempt.pr, report)
+            return
+        last = self._last(ev.PR_MERGE_WAITING, task.id)
+        if last is None or last.payload.get("waiting") != attempt.waiting or (
+            last.payload.get("pr") != pr.number
+        ):
+            self.record(ev.PR_MERGE_WAITING, task_id=task.id,
+                        payload={"pr": pr.number, "waiting": attempt.waiting})
+
+    def approved(self, task_id: str, pr_number: int, head_sha: str = "") -> bool:
+        """The critic's last verdict approved this pull request (at this head, when both the
+        verdict and the caller know the head)."""
+        verdict = self._last(ev.CRITIC_VERDICT, task_id)
+        if verdict is None or verdict.payload.get("verdict") != "APPROVE" or (
+            verdict.payload.get("pr") != pr_number
+        ):
+            return False
+        reviewed = verdict.payload.get("head")
+        return not (head_sha and reviewed and reviewed != head_sha)
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -489,7 +659,8 @@ class Engine:
             remote = self.config.policy.remote
             root = self.config.paths.repo_root
             with repo_lock(self.config.paths.state_dir).hold():
-                git.git(["fetch", "--quiet", remote], root)
+                git.git(["fetch", "--quiet", remote], root,
+                        env=forge_extras.git_env(self.config.forge))
                 heads = git.remote_heads(remote, root)
             self._remote_view = RemoteView(heads.get(self.config.policy.base_branch), heads)
             self._fetched_at = time.monotonic()
@@ -672,6 +843,29 @@ class Engine:
         self.notify_last(ev.DAILY_BUDGET_REACHED, None)
 
     # -- events and notifications ---------------------------------------------------------
+
+    def record_forge_report(self, report: TickReport | None = None) -> None:
+        """The forge's requests since the last record (one event per tick that made any), and
+        what it noticed (rate limits, retries, outages) as events of their own."""
+        try:
+            taken = forge_extras.take_report(self.config.forge)
+        except Exception as error:  # counting must never stop a tick
+            self.log.warning("forge_report_failed", error=f"{type(error).__name__}: {error}")
+            return
+        if taken is None:
+            return
+        for notice in taken.notices:
+            event_type = NOTICE_EVENTS.get(notice.kind, ev.FORGE_NOTICE)
+            self.record(event_type, notify=event_type == ev.FORGE_RATE_LIMITED,
+                        payload={"forge": self.config.roles.forge, "kind": notice.kind,
+                                 "message": notice.message, **notice.details})
+        if taken.requests or taken.notices:
+            payload = {"forge": self.config.roles.forge, "requests": taken.requests,
+                       "counted": taken.counted, **taken.details}
+            if taken.requests:
+                self.record(ev.FORGE_REQUESTS, payload=payload)
+            if report is not None:
+                report.forge_requests = payload
 
     def record(
         self, event_type: str, *, task_id: str | None = None, payload: dict[str, Any] | None = None,

@@ -133,6 +133,7 @@ class Saturate:
         while not self.stop.is_set():
             self.reload_config()
             report = await self.engine.tick()
+            self.engine.record_forge_report(report)
             result.ticks += 1
             result.dispatched += len(report.dispatched)
             if report.budget_reached:

@@ -43,7 +43,23 @@ PR_CONFLICTED: Final = "pr_conflicted"
 CRITIC_VERDICT: Final = "critic_verdict"
 AUTO_MERGE_ARMED: Final = "auto_merge_armed"
 AUTO_MERGE_NOT_ARMED: Final = "auto_merge_not_armed"
+AUTO_MERGE_CONFIRMED: Final = "auto_merge_confirmed"  # the forge shows it armed, read back
+AUTO_MERGE_REFUSED: Final = "auto_merge_refused"  # the repository will not arm it (setting)
+AUTO_MERGE_RETRIED: Final = "auto_merge_retried"  # arming failed for now; the next tick retries
+PR_MERGE_WAITING: Final = "pr_merge_waiting"  # a direct merge waits (checks, mergeability)
+PR_HEAD_MOVED: Final = "pr_head_moved"  # someone else pushed to the branch under review
+PR_CHECKS: Final = "pr_checks"  # the head's checks changed (pending, passing, none)
+PR_CHECKS_FAILED: Final = "pr_checks_failed"
+PR_REVIEW_POSTED: Final = "pr_review_posted"
+PR_BRANCH_DELETED: Final = "pr_branch_deleted"
 TASK_MERGED: Final = "task_merged"
+
+# The forge's own traffic
+FORGE_REQUESTS: Final = "forge_requests"  # requests since the last record (one per tick)
+FORGE_RATE_LIMITED: Final = "forge_rate_limited"
+FORGE_RETRIED: Final = "forge_retried"  # a 5xx, malformed JSON or broken connection, retried
+FORGE_UNAVAILABLE: Final = "forge_unavailable"  # retries exhausted; the next tick tries again
+FORGE_NOTICE: Final = "forge_notice"  # anything else a forge reports (a truncated file list)
 
 # Running unattended
 TICK_STARTED: Final = "tick_started"
