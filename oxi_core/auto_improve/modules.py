@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 
 # Dotted names (oxi_core.engine.tick) and paths (oxi_core/engine/tick.py) of oxi packages.
-_DOTTED = re.compile(r"(?<![\w.])(oxi_[a-z0-9_]*(?:\.[A-Za-z_]\w*)*)")
+_DOTTED = re.compile(r"(?<![\w./])(oxi_[a-z0-9_]*(?:\.[A-Za-z_]\w*)*)(?![\w/])")
 _PATH = re.compile(r"(?<![\w/])(oxi_[a-z0-9_]*(?:/[A-Za-z_]\w*)*)(?:/__init__)?\.py\b")
 
 
