@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from oxi_core.inference.errors import FailureKind
+from oxi_core.inference.health import Health
 from oxi_core.inference.openai_compat import (
     ChatUsage,
     OpenAICompatibleTarget,
@@ -54,8 +55,13 @@ class LiteLLMTarget(OpenAICompatibleTarget):
         return super().failure_kind(status, body_text)
 
     def health_url(self) -> str:
-        """Where ``oxi doctor`` checks the gateway: its liveness route (``/health`` itself
-        calls every configured model, which costs money on a real gateway)."""
+        """Where ``oxi doctor`` checks the gateway: its liveness route. (``/health`` itself
+        sends a request to every configured model: money and minutes on a real gateway.)"""
         root = self.base_url.rstrip("/")
         root = root.removesuffix("/v1")
         return f"{root}{LIVENESS_PATH}"
+
+    def health(self, name: str = "gateway") -> Health | None:
+        from oxi_core.inference.health import check_health
+
+        return check_health(name, self.health_url())

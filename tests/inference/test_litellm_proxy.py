@@ -105,3 +105,12 @@ def test_a_key_the_gateway_does_not_know_is_a_credentials_failure(
         call(proxy, "fake-gpt", key="sk-oxi-heartbeat-unknown")
     assert caught.value.kind is FailureKind.CREDENTIALS
     assert not caught.value.classification.name.startswith("RETRY")
+
+
+def test_the_gateway_health_check_sees_the_real_proxy_up(
+    gateway: tuple[OpenAIServer, LiteLLMProxy],
+) -> None:
+    _upstream, proxy = gateway
+    health = LiteLLMTarget(base_url=f"{proxy.base_url}/v1").health("gateway")
+    assert health is not None and health.ok, health
+    assert health.url == f"{proxy.base_url}/health/liveliness"

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from oxi_core.inference.health import Health
 from oxi_core.inference.litellm import LiteLLMTarget
 from oxi_core.inference.openai_compat import ChatUsage, Price
 
@@ -41,3 +42,7 @@ class GrokTarget(LiteLLMTarget):
         if own is not None:
             return Price(own, "provider")
         return super().price(headers, data, model, usage)
+
+    def health(self, name: str = "grok") -> Health | None:
+        """A gateway in front has a liveness route; the provider's own API has none."""
+        return None if self.base_url.rstrip("/") == XAI_API else super().health(name)

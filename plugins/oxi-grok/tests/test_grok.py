@@ -115,3 +115,9 @@ def test_heartbeat_triage_routed_to_grok_costs_the_ledger_from_xais_figure(
     [event] = config.ledger.events(types=[ev.INFERENCE_CALL])
     assert event.payload["target"] == "grok" and event.payload["cost_source"] == "provider"
     assert event.cost_usd == pytest.approx(GROK_4_FAST_COST)
+
+
+def test_xais_api_has_no_health_route_but_a_gateway_in_front_does() -> None:
+    assert GrokTarget().health() is None
+    health = GrokTarget(base_url="http://127.0.0.1:9/v1").health()
+    assert health is not None and health.url == "http://127.0.0.1:9/health/liveliness"

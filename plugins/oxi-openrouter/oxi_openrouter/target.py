@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from oxi_core.inference.health import Health
 from oxi_core.inference.litellm import LiteLLMTarget
 from oxi_core.inference.openai_compat import ChatUsage, Price, _number
 
@@ -52,3 +53,7 @@ class OpenRouterTarget(LiteLLMTarget):
             # A free model costs 0 by OpenRouter's own account: that is a price, not a gap.
             return Price(own, "provider")
         return super().price(headers, data, model, usage)
+
+    def health(self, name: str = "openrouter") -> Health | None:
+        """A gateway in front has a liveness route; the provider's own API has none."""
+        return None if self.base_url.rstrip("/") == OPENROUTER_API else super().health(name)

@@ -45,6 +45,7 @@ def replayed(body: bytes) -> bytes:
 
 def test_the_default_endpoint_is_openrouters_api() -> None:
     assert OpenRouterTarget().base_url == OPENROUTER_API
+    assert OpenRouterTarget().health() is None  # only a gateway in front has a health route
 
 
 @pytest.mark.parametrize("fixture", RECORDED, ids=lambda p: p.stem)
