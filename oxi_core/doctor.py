@@ -315,3 +315,47 @@ def check_path_kwargs(config: OxiConfig) -> Iterator[Finding]:
                                         f"{value} does not exist",
                                         "create it, or fix the path (relative paths start at "
                                         "the folder holding oxi.toml)")
+
+
+@check("routing")
+def check_routing(config: OxiConfig) -> Iterator[Finding]:
+    """routing.yaml loads, and every model-backed role oxi will use reaches a configured
+    inference target (the `llm` critic, heartbeat triage)."""
+    from oxi_core.inference.routing import RoutingError, load_routing
+
+    try:
+        routing = load_routing(config.config_dir)
+    except RoutingError as error:
+        # The message names the file, the line and the key.
+        yield Finding.error("routing.yaml", error.message, error.hint or "fix the file")
+        return
+    used = []
+    if any(spec.type == "llm" for spec in config.specs["judges"].values()):
+        used.append(("critic", "an `llm` judge is configured"))
+    if config.policy.triage:
+        used.append(("heartbeat-triage", "[engine] triage = true"))
+    targets = config.specs.get("inference", {})
+    for role, why in used:
+        chain = routing.route_for(role).chain
+        if not any(ref.adapter_name in targets for ref in chain):
+            wanted = ", ".join(ref.label() for ref in chain)
+            yield Finding.error(
+                f"routing.yaml roles.{role}",
+                f"{why}, but the role routes to {wanted}, and oxi.toml configures no such "
+                "inference target",
+                '[inference.gateway] type = "litellm" with its base_url, or route the role '
+                "to a target you configure")
+
+
+@check("inference_gateways", deep=True)
+def check_gateways(config: OxiConfig) -> Iterator[Finding]:
+    """Every gateway answers its liveness route (skipped with OXI_INFERENCE_OFFLINE=1)."""
+    from oxi_core.inference.health import OFFLINE_ENV, gateway_health
+
+    for health in gateway_health(config):
+        if not health.ok:
+            yield Finding.error(
+                f"[inference.{health.target}] kwargs.base_url",
+                f"the gateway does not answer {health.url}: {health.detail}",
+                f"start it or fix base_url; callers degrade without it (see "
+                f"docs/runbooks/litellm-gateway.md); {OFFLINE_ENV}=1 skips this check")
