@@ -182,11 +182,9 @@ def _judge_best(ledger: Ledger, paths: RepoPaths, settings: AutoImproveSettings,
         for position, item in enumerate(ranked):
             candidate = item.candidate
             if len(report.emitted) >= settings.max_proposals_per_scan:
-                report.held += [r.candidate for r in ranked[position:]]
-                report.held_reason = (f"{settings.max_proposals_per_scan} proposals emitted; "
-                                      "the rest wait for the next scan")
-                store.set_status(ledger, [c.key for c in report.held], Status.HELD,
-                                 reason=report.held_reason)
+                _hold(ledger, report, [r.candidate for r in ranked[position:]],
+                      f"{settings.max_proposals_per_scan} proposals emitted; the rest wait "
+                      "for the next scan", ev.AUTO_IMPROVE_BUDGET_HELD)
                 return
             vector = tools.embed([candidate.text])[0]
             hit = (identifier_duplicate(ledger, candidate)
@@ -200,20 +198,38 @@ def _judge_best(ledger: Ledger, paths: RepoPaths, settings: AutoImproveSettings,
                 continue
             problem = _hold_reason(tools, ledger)
             if problem:
-                rest = [r.candidate for r in ranked[position:]]
-                report.held += rest
-                report.held_reason = problem
-                store.set_status(ledger, [c.key for c in rest], Status.HELD, reason=problem,
-                                 event=ev.AUTO_IMPROVE_BUDGET_HELD,
-                                 payload={"reason": problem, "candidates": len(rest)})
+                _hold(ledger, report, [r.candidate for r in ranked[position:]], problem,
+                      ev.AUTO_IMPROVE_BUDGET_HELD)
                 return
-            staged = _judge_one(ledger, settings, tools, candidate, item.rank, next_n, now,
-                                report)
+            try:
+                staged = _judge_one(ledger, settings, tools, candidate, item.rank, next_n, now,
+                                    report)
+            except _StopJudging as stop:
+                _hold(ledger, report, [r.candidate for r in ranked[position:]], stop.reason,
+                      stop.event, stop.details)
+                return
             if staged is not None:
                 semantic.add(staged.id, vector)
                 next_n += 1
     finally:
         semantic.close()
+
+
+class _StopJudging(Exception):
+    def __init__(self, reason: str, event: str, details: Mapping[str, Any]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event = event
+        self.details = details
+
+
+def _hold(ledger: Ledger, report: ScanReport, rest: Sequence[Candidate], reason: str,
+          event: str, details: Mapping[str, Any] | None = None) -> None:
+    report.held += rest
+    report.held_reason = reason
+    store.set_status(ledger, [c.key for c in rest], Status.HELD, reason=reason, event=event,
+                     payload={"reason": reason, "candidates": [c.key for c in rest],
+                              **(details or {})})
 
 
 def _hold_reason(tools: ScanTools, ledger: Ledger) -> str:
@@ -245,15 +261,11 @@ def _judge_one(ledger: Ledger, settings: AutoImproveSettings, tools: ScanTools,
             raise InferenceError("auto-improve's daily cap is spent", kind=FailureKind.BUDGET)
         rubric = judge.judge(candidate)
     except InferenceError as error:
-        # Budget refused or the gateway is down: the candidate waits for the next scan.
-        why = f"{error.kind}: {error.message}"
-        report.held.append(candidate)
-        report.held_reason = why
-        store.set_status(ledger, [candidate.key], Status.HELD, reason=why,
-                         event=ev.AUTO_IMPROVE_BUDGET_HELD if error.kind == FailureKind.BUDGET
-                         else ev.AUTO_IMPROVE_JUDGE_FAILED,
-                         payload={"candidate": candidate.key, **error.as_payload()})
-        return None
+        # Budget refused or the gateway is down: this candidate and the rest wait for the next
+        # scan (another call now would fail the same way).
+        raise _StopJudging(f"{error.kind}: {error.message}",
+                           ev.AUTO_IMPROVE_BUDGET_HELD if error.kind == FailureKind.BUDGET
+                           else ev.AUTO_IMPROVE_JUDGE_FAILED, error.as_payload()) from error
     except RubricError as error:
         report.judged_out.append((candidate, f"unreadable judge answer: {error.message}"))
         store.set_status(ledger, [candidate.key], Status.JUDGE_FAILED, reason=error.message,
