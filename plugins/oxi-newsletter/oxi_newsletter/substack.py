@@ -26,6 +26,7 @@ from oxi_newsletter.http import Fetcher
 from oxi_newsletter.text import excerpt, html_text, is_paid_preview, meta, parse_html
 from oxi_newsletter.text import without_read_more as strip_read_more
 
+SIGNAL_KIND = "newsletter_post"  # every publication's: the scan dedups on kind and target
 PAID_AUDIENCES = frozenset({"only_paid", "founding"})
 # feedparser's complaints that do not make a feed unreadable.
 _BENIGN_FEED_ERRORS = frozenset({"CharacterEncodingOverride", "NonXMLContentType"})
@@ -213,12 +214,14 @@ def summary(post: SubstackPost) -> str:
     return "\n\n".join(part for part in (post.subtitle, body) if part)
 
 
-def candidate(post: SubstackPost, *, source: str, publication: str, signal_kind: str,
+def candidate(post: SubstackPost, *, source: str, publication: str, kind: str,
               **extra: Any) -> Candidate:
-    """A post as a Candidate, identified by its canonical URL. A paid post is kept as the
-    preview it is (``metadata.preview``), never an error."""
+    """A post as a Candidate, identified by its canonical URL; ``kind`` is the publication's
+    own word for it (``metadata.kind``). A paid post is kept as the preview it is
+    (``metadata.preview``), never an error."""
     metadata: dict[str, Any] = {
-        "publication": publication, "author": post.authors[0] if post.authors else "",
+        "publication": publication, "kind": kind,
+        "author": post.authors[0] if post.authors else "",
         "authors": list(post.authors), "preview": post.preview, "slug": post.slug,
     }
     for key, value in (("audience", post.audience), ("type", post.post_type),
@@ -228,4 +231,4 @@ def candidate(post: SubstackPost, *, source: str, publication: str, signal_kind:
     metadata.update(extra)
     return Candidate(source=source, identifier=post.url, title=post.title,
                      summary=summary(post), url=post.url, published_at=post.published_at,
-                     signal_kind=signal_kind, metadata=metadata)
+                     signal_kind=SIGNAL_KIND, metadata=metadata)

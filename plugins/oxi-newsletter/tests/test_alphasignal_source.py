@@ -41,7 +41,8 @@ def test_story_pages_linked_from_the_index_become_candidates(site: Site) -> None
 
     assert [c.identifier for c in (inkling, cohere, zed)] == [INKLING, COHERE, ZED]
     assert {c.source for c in (inkling, cohere, zed)} == {"newsletter:alphasignal"}
-    assert {c.signal_kind for c in (inkling, cohere, zed)} == {"story"}
+    assert {c.signal_kind for c in (inkling, cohere, zed)} == {"newsletter_post"}
+    assert {c.metadata["kind"] for c in (inkling, cohere, zed)} == {"story"}
     # og:title first, "| AlphaSignal" dropped; else <title>.
     assert inkling.title == ("Mira Murati's Thinking Machines Drops Inkling, a 975B Open "
                              "Multimodal Reasoning Model")
@@ -49,7 +50,7 @@ def test_story_pages_linked_from_the_index_become_candidates(site: Site) -> None
                                "reasoning model.")
     assert inkling.published_at == datetime(2026, 6, 20, 14, 0, tzinfo=UTC)
     assert inkling.url == INKLING
-    assert inkling.metadata == {"publication": "AlphaSignal", "via": "web",
+    assert inkling.metadata == {"publication": "AlphaSignal", "kind": "story", "via": "web",
                                 "slug": INKLING.rsplit("/", 1)[1]}
     # No description: the article's text; the date from <time datetime>.
     assert cohere.title == "Cohere Merges With Aleph Alpha to Build..."
@@ -156,7 +157,8 @@ def test_issues_in_the_mailbox_become_story_candidates(tmp_path: Path, kind: str
     assert cohere.identifier == COHERE
     assert cohere.title == "Cohere Merges With Aleph Alpha to Build..."
     # An issue linking no story page is one candidate, identified by its Message-ID.
-    assert weekly.signal_kind == "issue"
+    assert weekly.signal_kind == "newsletter_post"
+    assert weekly.metadata["kind"] == "issue"
     assert weekly.title == "The week in AI"
     assert weekly.identifier.startswith("<") and weekly.identifier.endswith("@alphasignal.ai>")
     assert weekly.summary == "This issue is best read in HTML."

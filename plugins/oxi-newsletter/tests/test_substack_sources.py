@@ -42,7 +42,8 @@ def test_latent_space_reads_the_feed_the_archive_and_a_post_page_for_what_both_l
     assert {c.source for c in found} == {"newsletter:latent_space"}
 
     # Paid: kept as the preview it is, without its "Read more" link.
-    assert ainews.signal_kind == "ainews"
+    assert ainews.signal_kind == "newsletter_post"
+    assert ainews.metadata["kind"] == "ainews"
     assert ainews.metadata["preview"] is True
     assert ainews.metadata["audience"] == "only_paid"
     assert ainews.summary == ("A quiet day in AI. The recap of Discords, Reddits and X for the "
@@ -51,7 +52,8 @@ def test_latent_space_reads_the_feed_the_archive_and_a_post_page_for_what_both_l
     assert ainews.url == AINEWS
 
     # Free podcast post: subtitle, then the post's opening; the script in it is dropped.
-    assert cognition.signal_kind == "podcast"
+    assert cognition.signal_kind == "newsletter_post"
+    assert cognition.metadata["kind"] == "podcast"
     assert cognition.metadata["preview"] is False
     assert cognition.summary.startswith("Walden Yan (Cognition) and Cole Murray (OpenInspect)")
     assert "Listen now on YouTube" in cognition.summary
@@ -62,7 +64,8 @@ def test_latent_space_reads_the_feed_the_archive_and_a_post_page_for_what_both_l
     assert cognition.metadata["post_id"] == "1730000002"
 
     # Only in the archive, without a word of summary: the post page's description fills in.
-    assert harness.signal_kind == "essay"
+    assert harness.signal_kind == "newsletter_post"
+    assert harness.metadata["kind"] == "essay"
     assert harness.summary.startswith("Move over, context engineering. Now it’s time for "
                                       "Harness engineering.")
     assert harness.metadata["wordcount"] == 7400
@@ -264,7 +267,8 @@ def test_bens_bites_issues_with_their_sections_and_a_paid_preview(site: Site) ->
     assert leaks.metadata["author"] == "Ben Tossell"
 
     assert wrapper.identifier == "https://www.bensbites.com/p/not-a-wrapper-anymore"
-    assert wrapper.signal_kind == "digest"
+    assert wrapper.signal_kind == "newsletter_post"
+    assert wrapper.metadata["kind"] == "digest"
     assert wrapper.metadata["publication"] == "Ben's Bites"
     assert wrapper.metadata["preview"] is False
     assert wrapper.published_at == datetime(2025, 10, 30, 13, 5, tzinfo=UTC)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -28,6 +29,8 @@ from oxi_core.protocols import PluginContext
 from oxi_x.posts import OutputError, Post, parse_output
 
 SOURCE = "x"
+SIGNAL_KIND = "x_post"
+_X_HOSTS = frozenset({"x.com", "twitter.com", "t.co", "mobile.twitter.com"})
 _HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 TITLE_CHARS = 100
 STDERR_CHARS = 2000
@@ -37,11 +40,15 @@ PLACEHOLDERS = ("{since}", "{since_epoch}", "{since_date}", "{accounts}", "{acco
                 "{query}")
 
 
+def _bad_handle(handles: tuple[str, ...]) -> str | None:
+    return next((h for h in handles if not _HANDLE.match(h.removeprefix("@"))), None)
+
+
 def _handles(_instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
-    for handle in value:
-        if not _HANDLE.match(handle.removeprefix("@")):
-            raise ValueError(f"{attribute.name} holds {handle!r}, which is not an X handle "
-                             "(1-15 letters, digits or _, with or without @)")
+    bad = _bad_handle(value)
+    if bad is not None:
+        raise ValueError(f"{attribute.name} holds {bad!r}, which is not an X handle "
+                         "(1-15 letters, digits or _, with or without @)")
 
 
 def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -51,24 +58,26 @@ def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> 
 
 @attrs.define
 class XSource:
-    """``[sources.NAME] type = "x"``: kwargs ``argv``, ``accounts``, ``timeout_s``, ``env``,
-    ``pass_env``, ``cwd``."""
+    """``[sources.NAME] type = "x"``: kwargs ``argv``, ``account_list``, ``accounts``,
+    ``timeout_s``, ``env``, ``pass_env``, ``cwd``.
+
+    The curated accounts are ``[auto_improve] accounts.<account_list>`` (``x`` by default),
+    read in ``bind``; ``accounts`` in the kwargs, when given, is used instead.
+    """
 
     argv: tuple[str, ...] = ()  # the operator's X tool; empty: the source is off
+    account_list: str = "x"  # the list's name in [auto_improve] accounts
     accounts: tuple[str, ...] = attrs.field(default=(), validator=_handles)
     timeout_s: float = attrs.field(default=120.0, validator=_positive)
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # secrets: { env = "..." }
     pass_env: tuple[str, ...] = ()  # variables passed through from oxi's environment
     cwd: Path | None = None  # default: the folder of oxi.toml
     _config_dir: Path | None = attrs.field(default=None, init=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        if self.argv and not self.accounts:
-            raise ValueError("accounts is empty: name the X accounts to follow, e.g. "
-                             'accounts = ["karpathy", "swyx"]')
+    _listed: tuple[str, ...] = attrs.field(default=(), init=False, repr=False)
 
     def bind(self, context: PluginContext) -> None:
         self._config_dir = context.config_dir
+        self._listed = tuple(context.auto_improve.accounts.get(self.account_list, ()))
 
     @property
     def enabled(self) -> bool:
@@ -76,7 +85,20 @@ class XSource:
 
     @property
     def handles(self) -> tuple[str, ...]:
-        return tuple(handle.removeprefix("@") for handle in self.accounts)
+        """The curated handles, without "@": the kwargs' own list, else the named one."""
+        return tuple(handle.removeprefix("@") for handle in self.accounts or self._listed)
+
+    def _check_accounts(self) -> None:
+        where = ("kwargs.accounts" if self.accounts
+                 else f"[auto_improve] accounts.{self.account_list}")
+        if not self.handles:
+            raise SourceError(f"no accounts to follow: {where} is empty or missing",
+                              source=SOURCE, hint=f'add {self.account_list} = ["karpathy", '
+                              '"swyx"] to [auto_improve] accounts in oxi.toml')
+        bad = _bad_handle(self.accounts or self._listed)
+        if bad is not None:
+            raise SourceError(f"{where} holds {bad!r}, which is not an X handle", source=SOURCE,
+                              hint="handles are 1-15 letters, digits or _, with or without @")
 
     def command(self, since: datetime) -> list[str]:
         """The argv the tool runs with: placeholders filled, or ``--since ISO HANDLE...``
@@ -108,6 +130,7 @@ class XSource:
     def fetch(self, since: datetime) -> list[Candidate]:
         if not self.enabled:
             return []
+        self._check_accounts()
         since = _aware(since)
         argv = self.command(since)
         spec = RunSpec(
@@ -191,9 +214,25 @@ def candidate(post: Post) -> Candidate:
         summary=post.text.strip(),
         url=f"https://x.com/{author}/status/{post.id}",
         published_at=post.created_at,
-        signal_kind="post",
+        signal_kind=SIGNAL_KIND,
+        target=target(post),
         metadata=metadata,
     )
+
+
+def target(post: Post) -> str:
+    """What a post is about, for the scan's temporal dedup: the GitHub repository it links
+    (``owner/name``), else the first page it links (not X itself), else nothing (the post)."""
+    pages = [urlsplit(link.url) for link in post.links]
+    for page in pages:
+        parts = [part for part in page.path.split("/") if part]
+        if page.netloc.lower().removeprefix("www.") == "github.com" and len(parts) >= 2:
+            return f"{parts[0]}/{parts[1]}".lower()
+    for page in pages:
+        host = page.netloc.lower().removeprefix("www.")
+        if host and host not in _X_HOSTS:
+            return f"{host}{page.path}".rstrip("/")
+    return ""
 
 
 def _aware(moment: datetime) -> datetime:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from oxi_x.source import XSource
 
+from oxi_core.auto_improve.settings import AutoImproveSettings
 from oxi_core.config import load_config
 from oxi_core.errors import ConfigError, SourceError
 from oxi_core.protocols import Source
@@ -99,7 +100,8 @@ def test_the_tool_gets_the_accounts_and_the_since_timestamp_and_v2_posts_become_
     assert long_post.source == "x"
     assert long_post.url == "https://x.com/XDevelopers/status/1946312087354875904"
     assert long_post.published_at == datetime(2025, 7, 18, 20, 52, 17, 12000, tzinfo=UTC)
-    assert long_post.signal_kind == "post"
+    assert long_post.signal_kind == "x_post"
+    assert long_post.target == "example/tool"  # the GitHub repository it links
     # The note's full text, its t.co link expanded; the title is its first line, cut.
     assert long_post.summary.endswith("which only the note carries.")
     assert "https://github.com/example/tool/releases/tag/v2.0.0 and then" in long_post.summary
@@ -114,6 +116,7 @@ def test_the_tool_gets_the_accounts_and_the_since_timestamp_and_v2_posts_become_
     assert long_post.metadata["shape"] == "x_api_v2"
     assert quote.summary.endswith("(note_post, referenced_posts).")
     assert quote.metadata["referenced"] == "quoted"
+    assert quote.target == ""  # links nothing: the post itself
 
 
 def test_the_official_v2_examples_parse(tmp_path: Path, tool: Tool) -> None:
@@ -145,6 +148,7 @@ def test_scraper_json_lines_become_candidates(tmp_path: Path, tool: Tool) -> Non
     assert "https://teslascope.com/software/2026.20.6.1" in teslascope.summary
     assert "t.co" not in teslascope.summary
     assert teslascope.metadata["links"] == ["https://teslascope.com/software/2026.20.6.1"]
+    assert teslascope.target == "teslascope.com/software/2026.20.6.1"
     assert teslascope.metadata["link_titles"] == [
         "2026.20.6.1 Tesla software release notes and statistics - Teslascope"]
     # Only piloly's post is newer than this.
@@ -282,14 +286,24 @@ def test_oxi_toml_builds_the_source_and_refuses_what_it_cannot_use(
     adapter = '[adapter]\nclass = "oxi_adapter_self.SelfAdapter"\nkwargs = { repo_root = "." }\n'
     config = tmp_path / "oxi.toml"
     config.write_text(adapter + f"""
+[auto_improve]
+accounts = {{ x = ["karpathy", "@swyx"], x_labs = ["AnthropicAI"] }}
+
 [sources.x]
 type = "x"
 
 [sources.x.kwargs]
 argv = ["{tool_path}", "--mode", "silent"]
-accounts = ["karpathy", "@swyx"]
 timeout_s = 60
 env = {{ X_BEARER_TOKEN = {{ env = "X_BEARER_TOKEN" }} }}
+
+[sources.labs]
+type = "x"
+kwargs = {{ argv = ["{tool_path}", "--mode", "silent"], account_list = "x_labs" }}
+
+[sources.mine]
+type = "x"
+kwargs = {{ argv = ["{tool_path}", "--mode", "silent"], accounts = ["simonw"] }}
 
 [sources.x_off]
 type = "x"
@@ -297,7 +311,9 @@ type = "x"
     loaded = load_config(config)
     source = loaded.instance("sources", "x")
     assert isinstance(source, XSource)
-    assert source.handles == ("karpathy", "swyx")
+    assert source.handles == ("karpathy", "swyx")  # [auto_improve] accounts.x
+    assert loaded.instance("sources", "labs").handles == ("AnthropicAI",)
+    assert loaded.instance("sources", "mine").handles == ("simonw",)  # its own list wins
     assert source.env == {"X_BEARER_TOKEN": "bearer-secret"}
     assert "bearer-secret" not in repr(source)
     assert not loaded.instance("sources", "x_off").enabled
@@ -305,7 +321,6 @@ type = "x"
     for kwargs, key, says in [
         ('{ argv = ["x-tool"], accounts = ["not a handle"] }', "kwargs.accounts",
          "not an X handle"),
-        ('{ argv = ["x-tool"] }', "kwargs.accounts", "accounts is empty"),
         ('{ argv = "x-tool --json", accounts = ["swyx"] }', "kwargs.argv", "expected a list"),
         ('{ argv = ["x-tool"], accounts = ["swyx"], timeout_s = 0 }', "kwargs.timeout_s",
          "must be positive"),
@@ -319,5 +334,24 @@ type = "x"
 
 
 class _Context:
-    def __init__(self, config_dir: Path) -> None:
+    def __init__(self, config_dir: Path, **accounts: tuple[str, ...]) -> None:
         self.config_dir = config_dir
+        self.auto_improve = AutoImproveSettings(accounts=accounts)
+
+
+def test_no_accounts_to_follow_fails_the_scan_before_running_the_tool(
+    tmp_path: Path, tool: Tool,
+) -> None:
+    record = tmp_path / "runs.jsonl"
+    source = XSource(argv=tool(record, "silent"))
+    source.bind(_Context(tmp_path))  # [auto_improve] has no `x` list
+    with pytest.raises(SourceError, match=r"no accounts to follow: \[auto_improve\] "
+                                          r"accounts.x is empty or missing"):
+        source.fetch(SINCE_2025)
+    source.bind(_Context(tmp_path, x=("fine", "not a handle")))
+    with pytest.raises(SourceError, match="holds 'not a handle', which is not an X handle"):
+        source.fetch(SINCE_2025)
+    assert runs(record) == []
+    source.bind(_Context(tmp_path, x=("swyx",)))
+    assert source.fetch(SINCE_2025) == []
+    assert runs(record)[0]["rest"] == ["--since", "2025-07-01T00:00:00Z", "swyx"]

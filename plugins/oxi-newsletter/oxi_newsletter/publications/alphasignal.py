@@ -21,6 +21,7 @@ from oxi_core.models import Candidate
 from oxi_newsletter.errors import layout_changed
 from oxi_newsletter.mail import MailIssue, read_issues
 from oxi_newsletter.publications import Publication, Scan
+from oxi_newsletter.substack import SIGNAL_KIND
 from oxi_newsletter.text import clean, excerpt, html_text, meta, parse_html
 
 NAME = "AlphaSignal"
@@ -87,8 +88,8 @@ def _story(scan: Scan, slug: str) -> Candidate:
         excerpt(clean(body.text(separator=" "))) if body is not None else "")
     return Candidate(
         source=scan.source, identifier=story_url(slug), title=title, summary=summary,
-        url=story_url(slug), published_at=_published(tree), signal_kind="story",
-        metadata={"publication": NAME, "slug": slug, "via": "web"},
+        url=story_url(slug), published_at=_published(tree), signal_kind=SIGNAL_KIND,
+        metadata={"publication": NAME, "kind": "story", "slug": slug, "via": "web"},
     )
 
 
@@ -124,13 +125,15 @@ def _issue_candidates(issue: MailIssue, scan: Scan) -> list[Candidate]:
     if titled:
         return [Candidate(source=scan.source, identifier=story_url(slug), title=title,
                           url=story_url(slug), published_at=issue.sent_at,
-                          signal_kind="story", metadata={**metadata, "slug": slug})
+                          signal_kind=SIGNAL_KIND,
+                          metadata={**metadata, "kind": "story", "slug": slug})
                 for slug, title in titled.items()]
     text = issue.text or html_text(issue.html)
     identifier = issue.message_id or f"{NAME}:{issue.subject}:{issue.sent_at}"
     return [Candidate(source=scan.source, identifier=identifier,
                       title=issue.subject or "AlphaSignal issue", summary=excerpt(text),
-                      published_at=issue.sent_at, signal_kind="issue", metadata=metadata)]
+                      published_at=issue.sent_at, signal_kind=SIGNAL_KIND,
+                      metadata={**metadata, "kind": "issue"})]
 
 
 PUBLICATION = Publication("alphasignal", NAME, PUBLIC_URL, read, reads_mail=True)

@@ -51,7 +51,7 @@ def read(scan: Scan) -> list[Candidate]:
         if tools:
             extra["tools"] = tools
         found.append(substack.candidate(post, source=scan.source, publication=NAME,
-                                        signal_kind="digest", **extra))
+                                        kind="digest", **extra))
     return found
 
 

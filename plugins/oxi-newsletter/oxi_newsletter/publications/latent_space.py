@@ -13,7 +13,7 @@ from oxi_newsletter.publications import Publication, Scan
 NAME = "Latent Space"
 
 
-def signal_kind(post: substack.SubstackPost) -> str:
+def kind(post: substack.SubstackPost) -> str:
     if post.slug.startswith("ainews-") or post.title.lstrip("[").startswith("AINews"):
         return "ainews"
     if post.post_type == "podcast":
@@ -27,7 +27,7 @@ def read(scan: Scan) -> list[Candidate]:
                           archive_limit=scan.config.archive_limit,
                           archive_pages=scan.config.archive_pages)
     return [substack.candidate(post, source=scan.source, publication=NAME,
-                               signal_kind=signal_kind(post)) for post in posts]
+                               kind=kind(post)) for post in posts]
 
 
 PUBLICATION = Publication("latent_space", NAME, "https://www.latent.space", read)
