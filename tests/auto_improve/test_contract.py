@@ -94,3 +94,19 @@ def test_local_forge_lists_merged_pull_requests_since(tmp_path: Path) -> None:
         ("add one", "why one", PullRequestState.MERGED)]
     assert merged[0].merged_at is not None
     assert forge.merged_prs(datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """`oxi --help` and `oxi auto-improve --help` never import the embedding stack."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom oxi_core.cli import main\n"
+             "for argv in (['--help'], ['auto-improve', '--help'], ['auto-improve', 'scan', "
+             "'--help']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('fastembed', 'numpy', 'sqlite_vec', 'onnxruntime', "
+             "'tokenizers', 'oxi_core.auto_improve.ranking') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

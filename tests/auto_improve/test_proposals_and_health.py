@@ -52,6 +52,7 @@ def test_accept_writes_the_canonical_item_and_reject_keeps_why(
     stage(config.ledger, 9, emitted=NOW)
     listed = run(repo.config, "auto-improve", "proposals")
     assert "T2-A8" in listed.output and "T1-A9" in listed.output
+    assert run(repo.config, "v3", "auto-improve", "proposals").output == listed.output
 
     accepted = run(repo.config, "auto-improve", "accept", "T2-A8")
     assert accepted.exit_code == 0, accepted.output
