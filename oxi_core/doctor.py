@@ -169,12 +169,15 @@ def python_module_problem(argv: tuple[str, ...], repo_root: Path) -> str | None:
     try:
         done = subprocess.run(
             [interpreter, "-c", "import importlib.util, sys; "
-             f"sys.exit(importlib.util.find_spec({module!r}) is None)"],
-            capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
+             f"sys.exit(3 if importlib.util.find_spec({module!r}) is None else 0)"],
+            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"{argv[0]} ({interpreter}) cannot run: {error}"
+    if done.returncode == 3:
         return f"{argv[0]} ({interpreter}) has no module {module}"
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"{argv[0]} ({interpreter}) cannot run: {tail}"
     return None
 
 
@@ -303,18 +306,28 @@ def check_programs(config: OxiConfig) -> Iterator[Finding]:
 
 @check("paths")
 def check_path_kwargs(config: OxiConfig) -> Iterator[Finding]:
-    """Every Path kwarg of every plugin names something that exists."""
+    """Every Path kwarg of every plugin names something that exists (one the plugin makes on
+    first use, marked ``metadata={"created_on_use": True}``, needs only a folder to go in)."""
     for kind, instances in config.instances.items():
         for name, instance in instances.items():
             if not attrs.has(type(instance)):
                 continue
             for field in attrs.fields(type(instance)):
                 value = getattr(instance, field.name, None)
-                if field.init and isinstance(value, Path) and not value.exists():
-                    yield Finding.error(f"[{kind}.{name}] kwargs.{field.alias or field.name}",
-                                        f"{value} does not exist",
-                                        "create it, or fix the path (relative paths start at "
-                                        "the folder holding oxi.toml)")
+                if not field.init or not isinstance(value, Path):
+                    continue
+                made = bool(field.metadata.get("created_on_use"))
+                if value.exists() or (made and _nearest_existing(value).is_dir()):
+                    continue
+                yield Finding.error(f"[{kind}.{name}] kwargs.{field.alias or field.name}",
+                                    f"{value} does not exist",
+                                    "create it, or fix the path (relative paths start at the "
+                                    "folder holding oxi.toml)")
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next(parent for parent in path.parents if parent.exists())
+
 
 
 @check("routing")

@@ -76,6 +76,17 @@ def remote_heads(remote: str, cwd: Path) -> dict[str, str]:
     return heads
 
 
+def behind_and_ahead(local: str, upstream: str, cwd: Path) -> tuple[int, int] | None:
+    """Commits ``upstream`` has that ``local`` lacks, and the reverse; None when either ref is
+    missing."""
+    done = git(["rev-list", "--left-right", "--count", f"{upstream}...{local}"], cwd,
+               check=False)
+    counts = done.stdout.split()
+    if done.returncode != 0 or len(counts) != 2:
+        return None
+    return int(counts[0]), int(counts[1])
+
+
 def changed_files(base: str, head: str, cwd: Path) -> list[str]:
     """Files that differ between the merge base of ``base`` and ``head``, and ``head``."""
     text = out(["diff", "--name-only", "-z", f"{base}...{head}"], cwd)

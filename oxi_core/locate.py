@@ -24,6 +24,7 @@ from oxi_core.config import (
 from oxi_core.errors import ConfigError, LedgerError, OxiError
 from oxi_core.ledger import Ledger
 from oxi_core.policy import RepoPaths
+from oxi_core.status import BaseBranch
 
 
 @attrs.frozen
@@ -32,6 +33,12 @@ class Located:
     paths: RepoPaths
     # Why oxi.toml could not be read; ``paths`` are then the fallback beside it.
     problem: OxiError | None = None
+    remote: str = "origin"
+    base_branch: str = "main"
+
+    @property
+    def base(self) -> BaseBranch:
+        return BaseBranch(self.paths.repo_root, self.remote, self.base_branch)
 
 
 def locate(explicit: Path | None = None, *, cwd: Path | None = None) -> Located:
@@ -42,13 +49,18 @@ def locate(explicit: Path | None = None, *, cwd: Path | None = None) -> Located:
     try:
         text, data = read_toml_text(config_path) if config_path else ("", {})
         with errors_at_lines(text):
-            _adapter, paths = load_adapter(data, converter=make_converter(config_dir),
-                                           file=file, config_dir=config_dir)
+            adapter, paths = load_adapter(data, converter=make_converter(config_dir),
+                                          file=file, config_dir=config_dir)
     except ConfigError as error:
         if config_path is None:
             raise
         return Located(config_path, RepoPaths.under(config_dir), error)
-    return Located(config_path, paths)
+    policy, engine = adapter.policy(), data.get("engine", {})
+    remote, base = engine.get("remote", policy.remote), engine.get("base_branch",
+                                                                    policy.base_branch)
+    return Located(config_path, paths, None,
+                   remote if isinstance(remote, str) else policy.remote,
+                   base if isinstance(base, str) else policy.base_branch)
 
 
 def open_ledger(located: Located) -> Ledger:

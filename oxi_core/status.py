@@ -1,10 +1,15 @@
-"""What `oxi status` shows, computed from the ledger alone (never from what agents claimed)."""
+"""What `oxi status` shows, computed from the ledger (never from what agents claimed), plus
+whether the operator's checkout lags the branch oxi merges into."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import attrs
+
+from oxi_core.git import behind_and_ahead
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import isoformat, parse_ts, utcnow
@@ -15,8 +20,37 @@ def _age_s(ts: str | None, now: datetime) -> float | None:
     return None if ts is None else round((now - parse_ts(ts)).total_seconds(), 1)
 
 
-def status_report(ledger: Ledger, *, now: datetime | None = None,
-                  recent: int = 10) -> dict[str, Any]:
+@attrs.frozen
+class BaseBranch:
+    """The operator's checkout and the branch oxi merges into on the remote."""
+
+    repo_root: Path
+    remote: str
+    branch: str
+
+
+def local_base_note(base: BaseBranch) -> dict[str, Any] | None:
+    """When the operator's local base branch lags the remote's (oxi merges on the remote, so
+    their next push would be rejected): how far, and the command that catches up."""
+    upstream = f"{base.remote}/{base.branch}"
+    counts = behind_and_ahead(f"refs/heads/{base.branch}", f"refs/remotes/{upstream}",
+                              base.repo_root)
+    if counts is None or counts[0] == 0:
+        return None
+    behind, ahead = counts
+    plural = "s" if behind != 1 else ""
+    if ahead:
+        message = (f"your local {base.branch} and {upstream} have diverged ({ahead} local, "
+                   f"{behind} merged there): `git pull --rebase` before you push")
+    else:
+        message = (f"your local {base.branch} is {behind} commit{plural} behind {upstream} "
+                   f"(oxi merges there): `git pull --ff-only` before you push")
+    return {"branch": base.branch, "upstream": upstream, "behind": behind, "ahead": ahead,
+            "message": message}
+
+
+def status_report(ledger: Ledger, *, now: datetime | None = None, recent: int = 10,
+                  base: BaseBranch | None = None) -> dict[str, Any]:
     now = now or utcnow()
     paused = ledger.state_get("paused") is not None
     day_start = isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
@@ -66,6 +100,7 @@ def status_report(ledger: Ledger, *, now: datetime | None = None,
         "paused": paused,
         "paused_reason": _paused_reason(ledger) if paused else None,
         "forge_requests": forge_requests(ledger, day_start),
+        "local_base_behind": local_base_note(base) if base is not None else None,
         "recent_events": [
             {"id": e.id, "ts": e.ts, "type": e.type, "task": e.task_id, "cost_usd": e.cost_usd}
             for e in ledger.events(newest_first=True, limit=recent)

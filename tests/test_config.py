@@ -492,9 +492,9 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_loads(tmp_path: Path) -
     assert {f["where"] for f in report["findings"] if f["severity"] == "error"} >= {
         "[engine] remote", "[agents.script] kwargs.argv"}
     assert report["config"] == str((repo / "oxi.toml").resolve())
-    assert report["roles"] == {
+    assert report["roles"] == {  # no test command in an empty repository: no critic
         "worker": "script",
-        "critic": "tests",
+        "critic": None,
         "forge": "local",
         "shadow": None,
     }
@@ -502,9 +502,7 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_loads(tmp_path: Path) -
     assert instances["agents"] == {
         "script": {"type": "exec", "distribution": "oxi-engine", "trust": "normal"}
     }
-    assert instances["judges"] == {
-        "tests": {"type": "command", "distribution": "oxi-engine", "trust": "normal"}
-    }
+    assert "judges" not in instances
     assert instances["forges"] == {
         "local": {"type": "local", "distribution": "oxi-engine", "trust": "normal"}
     }

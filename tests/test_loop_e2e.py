@@ -76,7 +76,9 @@ def test_three_items_merge_fail_and_fix_after_review(repo_factory, prompt_log: P
     assert {t["id"]: t["status"] for t in status["tasks"]} == {
         "T1-1": "merged", "T1-2": "failed", "T1-3": "merged"}
     assert status == status_report(engine.ledger, now=None, recent=10) | {
-        "recent_events": status["recent_events"], "version": 1, "command": "status"}
+        "recent_events": status["recent_events"], "version": 1, "command": "status",
+        "local_base_behind": status["local_base_behind"]}
+    assert status["local_base_behind"]["behind"] == 2  # the two merges landed on origin only
     spent = sum(e.cost_usd for e in engine.ledger.events())
     assert abs(status["cost_total_usd"] - spent) < 1e-9
 

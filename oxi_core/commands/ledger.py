@@ -33,7 +33,8 @@ def add_commands(cli: click.Group) -> None:
         """Tasks by status, what is in flight, held or failing and why, cost, recent events."""
         from oxi_core.status import status_report
 
-        report = status_report(state.ledger(), recent=10 if limit is None else limit)
+        report = status_report(state.ledger(), recent=10 if limit is None else limit,
+                               base=state.located().base)
         if as_json:
             emit_json("status", report)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -53,9 +54,16 @@ def add_commands(cli: click.Group) -> None:
             report = asyncio.run(run_with_progress(engine))
         else:
             report = asyncio.run(engine.run_once())
-        from oxi_core.status import status_report
+        from oxi_core.status import BaseBranch, status_report
 
-        status = status_report(engine.ledger, recent=0)
+        config = engine.config
+        if report.merged:  # compare the operator's checkout with the base as it is now
+            from oxi_core.errors import GitError
+
+            with contextlib.suppress(GitError):  # offline: the last fetch will do
+                engine.fetch_origin(max_age_s=0)
+        status = status_report(engine.ledger, recent=0, base=BaseBranch(
+            config.paths.repo_root, config.policy.remote, config.policy.base_branch))
         report.in_flight = [row["task"] for row in status["in_flight"]]
         if as_json:
             emit_json("tick", {"tick": report.as_json(), "status": status})

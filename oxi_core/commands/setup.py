@@ -40,22 +40,36 @@ def add_commands(cli: click.Group) -> None:
 
     @cli.command(name="init")
     @click.option("--force", is_flag=True, help="Overwrite an existing oxi.toml.")
+    @click.option("--agent", type=click.Choice(["claude", "codex", "exec"]), default=None,
+                  help="The worker (default: claude or codex when on PATH, else a script).")
     @json_option
     @click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
-    def init_command(force: bool, as_json: bool, folder: Path) -> None:
-        """Write a commented starter oxi.toml."""
-        from oxi_core.errors import OxiError
-        from oxi_core.starter import STARTER_TOML
+    def init_command(force: bool, agent: str | None, as_json: bool, folder: Path) -> None:
+        """Write oxi.toml for this repository (its agents and test command detected), a
+        starter roadmap.md when there is none, and ignore .oxi/ in git."""
+        from oxi_core.starter import AGENT_SCRIPT, init_repository
 
-        target = folder / "oxi.toml"
-        if target.exists() and not force:
-            raise OxiError(f"{target} exists", hint="pass --force to overwrite it")
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_text(STARTER_TOML, encoding="utf-8")
+        result = init_repository(folder, force=force, agent=agent)
+        found = result.detected
+        worker = found.binary or (f"./{AGENT_SCRIPT}" if found.worker == "exec" else None)
         if as_json:
-            emit_json("init", {"written": [str(target)]})
+            emit_json("init", {
+                "root": str(found.root), "written": list(result.written),
+                "worker": {"type": found.worker, "program": worker},
+                "critic": list(found.test.argv) if found.test else None,
+                "remote": found.remote, "base_branch": found.base_branch,
+                "todo": list(result.todo)})
             return
-        click.echo(f"wrote {target}; edit it, then run `oxi config check`")
+        click.echo(f"oxi init: wrote {', '.join(result.written)} in {found.root}")
+        click.echo(f"  worker: {found.worker} ({worker or 'not found on PATH'})")
+        click.echo("  critic: " + (f"{' '.join(found.test.argv)} ({found.test.why})"
+                                   if found.test else "none found"))
+        click.echo(f"  merges into: {found.remote or '(no remote)'}/{found.base_branch}")
+        if result.todo:
+            click.echo("still to do:")
+            for item in result.todo:
+                click.echo(f"  - {item}")
+        click.echo("then: `oxi config check`")
 
     @cli.group(name="config")
     def config_group() -> None:

@@ -51,6 +51,9 @@ def print_summary(report: TickReport, status: dict[str, Any]) -> None:
     that failed at once says so, with the reason), merges, holds, failures, then totals."""
     for line in summary_lines(report):
         click.echo(line)
+    behind = status.get("local_base_behind")
+    if behind:
+        click.echo(f"  note: {behind['message']}")
     counts = ", ".join(f"{k} {v}" for k, v in sorted(status["counts"].items()))
     click.echo(f"  tasks: {counts or 'none'}")
     click.echo(f"  cost today ${status['cost_today_usd']:.4f}, "

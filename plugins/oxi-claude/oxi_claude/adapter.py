@@ -60,7 +60,8 @@ class ClaudeCodeAdapter:
     append_system_prompt: str | None = None
     base_url: str | None = None  # sets ANTHROPIC_BASE_URL (a gateway, a scripted server)
     api_key: str | None = attrs.field(default=None, repr=False)  # use { env = "..." }
-    home: Path | None = None  # a throwaway HOME: Claude Code keeps transcripts in ~/.claude
+    # A throwaway HOME (Claude Code keeps transcripts in ~/.claude), made on first use.
+    home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
     max_retries: int = 0  # CLAUDE_CODE_MAX_RETRIES: oxi retries whole tasks itself
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
     pass_env: tuple[str, ...] = ()  # more variables to pass through from oxi's environment

@@ -85,7 +85,8 @@ class CodexCliAdapter:
     model: str = DEFAULT_MODEL
     pinned_version: str | None = attrs.field(default=None, validator=_semver)
     sandbox: str = attrs.field(default="workspace-write", validator=attrs.validators.in_(SANDBOXES))
-    codex_home: Path | None = None  # default: ~/.oxi/codex-home/<provider>-<hash of settings>
+    # Default: ~/.oxi/codex-home/<provider>-<hash of settings>; made on first use.
+    codex_home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
     provider: str | None = attrs.field(default=None, validator=_bare_key)
     base_url: str | None = None  # the provider's Responses API root, e.g. http://host:4000/v1
     env_key: str = attrs.field(default=DEFAULT_ENV_KEY, validator=_bare_key)
@@ -93,8 +94,10 @@ class CodexCliAdapter:
     stream_idle_timeout_ms: int | None = attrs.field(default=None, validator=_positive_or_none)
     max_retries: int = 0  # request_max_retries / stream_max_retries: oxi retries tasks itself
     max_turns: int | None = attrs.field(default=None, validator=_positive_or_none)
-    sessions_dir: Path | None = None  # default CODEX_HOME/sessions
-    home: Path | None = None  # a throwaway HOME: commands run as `bash -lc`
+    sessions_dir: Path | None = attrs.field(  # default CODEX_HOME/sessions
+        default=None, metadata={"created_on_use": True})
+    # A throwaway HOME (commands run as `bash -lc`), made on first use.
+    home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
     skip_git_repo_check: bool = False
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
     pass_env: tuple[str, ...] = ()
