@@ -218,6 +218,62 @@ def test_start_up_silence_has_its_own_allowance_then_the_stall_timeout_holds(
     assert outcome.stalled and outcome.started and outcome.duration_s < 8
 
 
+ESCAPE_THE_GROUP = """
+    import pathlib
+    folder = pathlib.Path(sys.argv[1])
+    # A new session (setsid), a bash job under `set -m` (its own group), and a daemon that
+    # double-forks into a new session: none of them is in the run's process group.
+    # (setsid in a process that leads no group calls setsid() and execs: the same pid)
+    (folder / "setsid.pid").write_text(str(subprocess.Popen(["setsid", "sleep", "301"]).pid))
+    subprocess.Popen(["bash", "-c", "set -m; sleep 302 & echo $! > " + str(folder / "job.pid")])
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            (folder / "daemon.pid").write_text(str(os.getpid()))
+            time.sleep(303)
+        os._exit(0)
+"""
+
+
+ESCAPEES = ("setsid.pid", "job.pid", "daemon.pid")
+
+
+def escaped_pids(folder: Path) -> list[int]:
+    """The three processes of ESCAPE_THE_GROUP (each wrote its pid)."""
+    files = [folder / name for name in ESCAPEES]
+    assert all(f.exists() and f.read_text().strip() for f in files), "not all three started"
+    return [int(f.read_text()) for f in files]
+
+
+@pytest.mark.parametrize("ending", ["exits", "times out", "is cancelled"])
+def test_processes_that_left_the_group_are_stopped_when_the_run_ends(
+    tmp_path: Path, ending: str
+) -> None:
+    rest = {"exits": "    print('done', flush=True)\n",
+            "times out": "    print('busy', flush=True)\n    time.sleep(60)\n",
+            "is cancelled": "    print('busy', flush=True)\n    time.sleep(60)\n"}[ending]
+    script = child(tmp_path, ESCAPE_THE_GROUP + """
+    while not all((folder / name).exists() for name in ("job.pid", "daemon.pid")):
+        time.sleep(0.02)
+""" + rest)
+    folder = tmp_path / "pids"
+    folder.mkdir()
+
+    async def go() -> RunOutcome:
+        cancel = asyncio.Event()
+        if ending == "is cancelled":
+            asyncio.get_running_loop().call_later(1.5, cancel.set)
+        return await run_streaming(
+            spec(tmp_path, script, str(folder), timeout_s=1.5 if ending == "times out" else 30,
+                 stall_timeout_s=30), cancel=cancel)
+
+    outcome = asyncio.run(go())
+    assert (outcome.exit_code == 0) is (ending == "exits")
+    assert outcome.timed_out is (ending == "times out")
+    assert outcome.cancelled is (ending == "is cancelled")
+    assert [pid for pid in escaped_pids(folder) if not wait_gone(pid)] == []
+
+
 def test_an_agent_that_keeps_printing_is_never_killed_for_idleness(tmp_path: Path) -> None:
     script = child(
         tmp_path,

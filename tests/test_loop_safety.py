@@ -4,12 +4,15 @@ crashes mid-dispatch, and retries that survive a restart."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
 
 from oxi_core.engine import worktrees
@@ -203,6 +206,33 @@ def test_after_run_failure_is_only_an_event(repo_factory) -> None:
     assert engine.ledger.task("T1-5").status == TaskStatus.IN_REVIEW  # type: ignore[union-attr]
     (event,) = engine.ledger.events(types=[ev.WORKTREE_HOOK_FAILED])
     assert event.payload["hook"] == "after_run"
+
+
+def test_a_hook_or_a_check_that_leaves_a_background_process_neither_waits_for_it_nor_leaks_it(
+    repo_factory, tmp_path: Path
+) -> None:
+    # `setsid cmd &` leaves the command's process group, and the background process holds the
+    # command's output open: once the command exits, it is stopped, not waited for.
+    pids = tmp_path / "pids"
+    pids.mkdir()
+
+    def leaving(name: str) -> list[str]:
+        return ["sh", "-c", f"setsid sleep 305 & echo $! > {pids / name}; echo started"]
+
+    repo = repo_factory(roadmap(("T1-5", "notes", "n")), critic=False, extra_toml=(
+        "[worktree.hooks]\n"
+        f"after_create = {{ argv = {json.dumps(leaving('hook'))}, timeout_s = 120 }}\n"
+        "[judges.critic]\ntype = \"command\"\n"
+        f"kwargs = {{ commands = [{json.dumps(leaving('check'))}], timeout_s = 120 }}\n"))
+    engine = Engine(load(repo))
+    started = time.monotonic()
+    tick(engine)
+    assert time.monotonic() - started < 60  # neither the hook nor the check was waited out
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.MERGED, task.last_error
+    for name in ("hook", "check"):
+        pid = int((pids / name).read_text())
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", name
 
 
 def test_backoff_grows_exponentially_caps_and_honours_retry_after() -> None:

@@ -1,10 +1,10 @@
 """The one subprocess runner every agent plugin uses.
 
-argv only (never a shell), its own process group, an allow-listed environment, stdin closed,
-stdout and stderr drained concurrently with a bounded line length, a wall-clock timeout and an
-idle (stall) timeout that terminate and then kill the whole group. Until its first line a CLI
-is starting (loading, reading its configuration), not stalled: that silence is measured
-against a start-up allowance of its own.
+argv only (never a shell), its own process group and scope (oxi_core.agentic.scope), an
+allow-listed environment, stdin closed, stdout and stderr drained concurrently with a bounded
+line length, a wall-clock timeout and an idle (stall) timeout that terminate and then kill
+everything the run started. Until its first line a CLI is starting (loading, reading its
+configuration), not stalled: that silence is measured against a start-up allowance of its own.
 """
 
 from __future__ import annotations
@@ -24,11 +24,15 @@ from pathlib import Path
 
 import attrs
 
+from oxi_core.agentic.scope import KILL_GRACE_S, end_scope_async, new_run_scope, scoped_env
+
 VERSION_TIMEOUT_S = 30.0
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 LINE_LIMIT = 1 << 20  # 1 MB: a longer line is a failure, never unbounded memory
-KILL_GRACE_S = 3.0
 DRAIN_GRACE_S = 2.0
+# proc.wait() also waits for the pipes to close, which a process the run left behind can hold
+# open: the leader's exit is polled this often instead.
+EXIT_POLL_S = 0.25
 
 # The environment an agent gets unless its adapter names more: enough to run, nothing secret.
 BASE_ENV_ALLOWLIST = (
@@ -116,56 +120,6 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _has_live_member(pgid)
-
-
-def _has_live_member(pgid: int) -> bool:
-    """Whether group ``pgid`` holds a process that is not a zombie. killpg() also reaches
-    zombies (exited, not yet reaped by the init they were reparented to; a slow init keeps them
-    for seconds), and a group of zombies has nothing left to kill."""
-    import psutil
-
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
-                return True
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue
-    return False
-
-
-def kill_group(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
-    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL whatever is left (blocking)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not group_alive(pgid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-async def kill_group_async(pgid: int, *, grace_s: float = KILL_GRACE_S) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not group_alive(pgid):
-            return
-        await asyncio.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
 async def _drain(
     stream: asyncio.StreamReader, on_line: LineCallback | None, tail: deque[str],
     activity: list[float], too_long: asyncio.Event, spoke: asyncio.Event,
@@ -214,11 +168,12 @@ async def run_streaming(
     yet; the idle clock restarts. The wall-clock timeout still applies.
     """
     started = time.monotonic()
+    scope = new_run_scope()
     try:
         proc = await asyncio.create_subprocess_exec(
             *spec.argv,
             cwd=str(spec.cwd),
-            env=dict(spec.env),
+            env=scoped_env(spec.env, scope),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -273,7 +228,8 @@ async def run_streaming(
             if cancel_waiter is not None:
                 pending.add(cancel_waiter)
             done, _ = await asyncio.wait(
-                pending, timeout=min(wall_left, idle_left), return_when=asyncio.FIRST_COMPLETED
+                pending, timeout=min(wall_left, idle_left, EXIT_POLL_S),
+                return_when=asyncio.FIRST_COMPLETED,
             )
             if line_too_long.is_set():
                 too_long = True
@@ -281,15 +237,16 @@ async def run_streaming(
             if cancel_waiter is not None and cancel_waiter in done:
                 cancelled = True
                 break
-            if waiter.done():
+            if waiter.done() or proc.returncode is not None:
                 break
-        if waiter.done():
-            # The leader exited; give the readers a moment to reach EOF (a grandchild may
-            # still hold the pipes open), then make sure nothing of the group survives.
+        if waiter.done() or proc.returncode is not None:
+            # The leader exited; give the readers a moment to reach EOF (what it started may
+            # still hold the pipes open), then make sure nothing of the run survives.
             await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
     finally:
-        if group_alive(pgid):
-            await kill_group_async(pgid)
+        # Whatever is left of the run: its group, and what left the group (setsid, `set -m`
+        # jobs, daemons) but carries its scope.
+        await end_scope_async(scope, pgid=pgid)
         await asyncio.wait({waiter}, timeout=KILL_GRACE_S * 3)
         exit_code = waiter.result() if waiter.done() else proc.returncode
         waiter.cancel()

@@ -5,12 +5,12 @@ APPROVE if and only if every command exits 0; the verdict carries the failing ou
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 
 import attrs
 
-from oxi_core.agentic.runner import build_env, group_alive, kill_group
+from oxi_core.agentic.runner import build_env
+from oxi_core.agentic.scope import run_scoped
 from oxi_core.models import PullRequestSubject, Verdict, VerdictKind
 
 
@@ -46,19 +46,7 @@ class CommandCritic:
         self, argv: list[str], subject: PullRequestSubject, env: Mapping[str, str]
     ) -> tuple[int | None, str]:
         try:
-            proc = subprocess.Popen(
-                argv, cwd=subject.tree, env=dict(env), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                start_new_session=True,
-            )
+            # Its own session and scope: nothing a check started outlives it.
+            return run_scoped(argv, cwd=subject.tree, env=env, timeout_s=self.timeout_s)
         except OSError as error:
             return 127, f"cannot run {argv[0]}: {error}"
-        try:
-            output, _ = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
-            output, _ = proc.communicate()
-            return None, output
-        if group_alive(proc.pid):
-            kill_group(proc.pid, grace_s=1.0)  # nothing a check started may outlive it
-        return proc.returncode, output

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from oxi_core import forge_extras, git
+from oxi_core.agentic.scope import claim_scope, enter_claim_scope
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
 from oxi_core.engine import worktrees
 from oxi_core.engine.droppings import split_droppings
@@ -133,6 +134,10 @@ class Worker:
 
     async def _run(self) -> None:
         task = self.task()
+        # Every process this claim's runs start (hooks, the agent, checks) carries its scope,
+        # so none outlives the task, even after this supervisor is killed (the reaper).
+        enter_claim_scope(claim_scope(task.id, task.attempts, self.engine.supervisor_pid,
+                                      self.engine.supervisor_started_at))
         branch = worktrees.branch_name(task.id, task.title)
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
         tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,

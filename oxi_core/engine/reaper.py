@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from oxi_core.agentic.runner import kill_group
+from oxi_core.agentic.scope import claim_scope, end_scope
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import parse_ts
@@ -169,17 +169,20 @@ def reap_zombies(
         if state is Liveness.LIVE:
             continue
         killed = None
-        if state in (Liveness.ORPHAN, Liveness.ZOMBIE) and task.worker_pgid and (
+        if state in (Liveness.ORPHAN, Liveness.ZOMBIE) and (
             not task.worker_host or task.worker_host == (host or this_host())
         ):
-            survivors = orphaned_group_members(task)
-            if survivors:
-                # Nobody will record this work: stop what is left of the worker's group. A
-                # short grace: nothing of it is kept, and the tick waits meanwhile.
-                kill_group(task.worker_pgid, grace_s=ORPHAN_KILL_GRACE_S)
+            # Nobody will record this work: stop whatever the claim's runs left, in the
+            # worker's group or out of it (setsid, `set -m` jobs). A short grace: nothing of
+            # it is kept, and the tick waits meanwhile.
+            group = task.worker_pgid if orphaned_group_members(task) else None
+            left = end_scope(claim_scope(task.id, task.attempts, task.supervisor_pid,
+                                         task.supervisor_started_at),
+                             prefix=True, pgid=group, grace_s=ORPHAN_KILL_GRACE_S)
+            if left:
                 killed = task.worker_pgid
                 ledger.append(ev.ORPHAN_KILLED, task_id=task.id, payload={
-                    "pgid": task.worker_pgid, "pid": task.worker_pid, "killed": survivors})
+                    "pgid": task.worker_pgid, "pid": task.worker_pid, "killed": left})
         summary = triage(task) if triage is not None else None
         payload: dict[str, object] = {
             "reason": str(state),

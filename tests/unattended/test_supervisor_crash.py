@@ -3,6 +3,7 @@ before re-dispatching the task exactly once."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -104,3 +105,65 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
         reused = ledger.events(types=[ev.WORKTREE_REUSED], task_id="T1-5")
         assert len(reused) == 1 and reused[0].id > claims[1].id
     assert origin_lines(repo, "notes/T1-5.txt") == ["T1-5 was here", "T1-5 was here"]
+
+
+ESCAPING_AGENT = """#!/bin/bash
+# A worker whose shell leaves the process group twice, then works on.
+if [ "$LEAVE_THE_GROUP" = 1 ]; then
+    setsid sleep 306 &
+    echo $! > "$PID_DIR/setsid.pid"
+    set -m
+    sleep 307 &
+    echo $! > "$PID_DIR/job.pid"
+    set +m
+fi
+mkdir -p notes && echo "$OXI_TASK_ID was here" >> "notes/$OXI_TASK_ID.txt"
+echo "working"
+sleep "${WORK_S:-0}"
+"""
+
+
+def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
+    repo_factory, oxi, tmp_path
+) -> None:
+    # Seen in fault injection: `setsid sleep &` and a `set -m` job inside an agent were still
+    # running after the supervisor was SIGKILLed and the next tick reaped the task.
+    agent = tmp_path / "agent.sh"
+    agent.write_text(ESCAPING_AGENT)
+    agent.chmod(0o755)
+    pid_dir = tmp_path / "escapees"
+    pid_dir.mkdir()
+    repo = repo_factory(roadmap(("T1-5", "escapes", "n")), critic=False)
+
+    def configure(agent_env: dict[str, str]) -> None:
+        repo.config.write_text(exec_agent_toml(
+            [str(agent)], engine={"retry_base_s": 0.05, "retry_max_s": 0.2},
+            agent_env={"PID_DIR": str(pid_dir), **agent_env}))
+
+    configure({"LEAVE_THE_GROUP": "1", "WORK_S": "60"})
+    escapees: list[int] = []
+    try:
+        first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
+        wait_for(lambda: (pid_dir / "job.pid").exists() and (pid_dir / "job.pid").read_text(),
+                 timeout=60, what="the agent's escapees")
+        escapees = [int((pid_dir / name).read_text()) for name in ("setsid.pid", "job.pid")]
+        for pid in escapees:  # neither is in the agent's group
+            assert os.getpgid(pid) != events_of(repo, ev.WORKER_STARTED)[0].payload["pgid"]
+        first.signal(signal.SIGKILL)
+        assert first.wait() == -signal.SIGKILL
+        time.sleep(0.5)
+        assert all(alive(pid) for pid in escapees)  # no parent-death signal reaches them
+
+        configure({"WORK_S": "0"})  # the restart's run is short and leaves nothing
+        second = oxi.start(["tick"], repo)
+        assert second.wait(timeout=120) == 0, second.stderr
+        assert [pid for pid in escapees if alive(pid)] == []
+        with ledger_of(repo) as ledger:
+            (killed,) = ledger.events(types=[ev.ORPHAN_KILLED])
+            assert set(escapees) <= set(killed.payload["killed"])
+            task = ledger.task("T1-5")
+            assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+    finally:
+        for pid in escapees:  # never leave them behind, even when the test fails
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
