@@ -87,6 +87,8 @@ class Policy:
     role_caps_usd: Mapping[str, float] = attrs.field(factory=dict)
     # T2-38: the reaper asks the `heartbeat-triage` model why a task got stuck.
     triage: bool = False
+    # How many attempts' agent transcripts .oxi/transcripts/ keeps (the oldest go first).
+    transcripts_keep: int = 200
 
     def task_cap_for(self, model: str | None) -> float:
         """The per-task cap for a model: the longest key that the model name contains."""

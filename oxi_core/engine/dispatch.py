@@ -24,6 +24,7 @@ from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
 from oxi_core.engine.routes import agent_model, provider_failure, route_worker
+from oxi_core.engine.transcripts import TranscriptWriter, prune_transcripts, transcript_path
 from oxi_core.errors import ForgeSetupError, ForgeUnavailable, GitError, SetupError
 from oxi_core.ledger import events as ev
 from oxi_core.models import (
@@ -105,6 +106,7 @@ class Worker:
         # What the worker is doing, for its lease beats while no agent speaks for it.
         self._phase = "worktree"
         self._agent_running = False
+        self._transcript: TranscriptWriter | None = None
 
     def task(self) -> Task:
         task = self.ledger.task(self.task_id)
@@ -257,12 +259,15 @@ class Worker:
             on_event=self._on_event, on_spawn=self._on_spawn, cancel=self.cancel,
         )
         watcher = asyncio.create_task(self._watch_for_cancel())
+        self._transcript = TranscriptWriter(transcript_path(self.paths, task.id, task.attempts))
         try:
             return await self._invoke_routed(task, request)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            self._transcript.close()
+            await asyncio.to_thread(prune_transcripts, self.paths, self.policy.transcripts_keep)
 
     async def _invoke_routed(self, task: Task, request: DispatchRequest) -> DispatchResult:
         """Run the routed agent; on a provider failure (5xx, overload, credentials), the next
@@ -301,6 +306,8 @@ class Worker:
         )
 
     def _on_event(self, event: CanonicalEvent) -> None:
+        if self._transcript is not None:
+            self._transcript.write(event)
         # The heartbeat: the agent is making progress. Throttled so chatty agents cost little.
         self._turns += event.kind == "assistant"
         now = time.monotonic()
@@ -335,6 +342,8 @@ class Worker:
         if seen:
             return
         payload = {**result.result_event(), "attempt": attempt}
+        if self._transcript is not None:
+            payload["transcript"] = str(self._transcript.path)
         with self.ledger.transaction():
             self.ledger.update_task(
                 task.id, event_type=ev.DISPATCH_RESULT, payload=payload,
