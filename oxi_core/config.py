@@ -140,6 +140,39 @@ class OxiConfig:
     # Plugins left unbuilt because a secret they need is not set ("kind.name" -> why), when
     # loaded with secrets=False: fine for reading the ledger, never for running the engine.
     unbuilt: Mapping[str, ConfigError] = attrs.field(factory=dict)
+    # `oxi tick --worker NAME`: this agent runs every task of this run, whatever the routing.
+    worker_override: str | None = None
+
+    def override_worker(self, name: str, *, by_type: bool = False) -> None:
+        """Make the agent ``name`` the worker for this run (``by_type``: the agent of that
+        type, as `--real-claude` asks for claude); a clear error when there is none, or when
+        its binary is missing."""
+        from oxi_core.doctor import binary_problem
+
+        agents = self.instances["agents"]
+        chosen = name if name in agents else None
+        if chosen is None and by_type:
+            of_type = [n for n, spec in self.specs["agents"].items()
+                       if spec.type == name and n in agents]
+            chosen = of_type[0] if len(of_type) == 1 else None
+        flag = "--real-claude" if by_type else f"--worker {name}"
+        if chosen is None:
+            configured = ", ".join(agents) or "none"
+            hint = (f'add [agents.{name}] type = "{name}" to oxi.toml'
+                    + (f" (pip install {KNOWN_DISTRIBUTIONS[name]})"
+                       if name in KNOWN_DISTRIBUTIONS else ""))
+            raise ConfigError(f"{flag}: no {name} agent is configured; configured agents: "
+                              f"{configured}{did_you_mean(name, agents)}", file=(
+                                  str(self.path) if self.path else None), table="agents",
+                              hint=hint)
+        binary = getattr(agents[chosen], "binary", None)
+        problem = binary_problem(binary) if isinstance(binary, str) and binary else None
+        if problem is not None:
+            raise ConfigError(f"{flag}: {problem}", file=str(self.path) if self.path else None,
+                              table=f"agents.{chosen}", key="kwargs.binary",
+                              hint="install it, or set kwargs.binary to its path")
+        self.roles = attrs.evolve(self.roles, worker=chosen)
+        self.worker_override = chosen
 
     def require_secrets(self) -> None:
         """Raise the first missing secret's error, if any plugin was left unbuilt."""

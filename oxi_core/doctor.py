@@ -132,7 +132,7 @@ def program_problem(program: str, repo_root: Path, base_ref: str) -> str | None:
     checkout of the base branch, so the file must be committed there, not only present here.
     """
     if "/" not in program:
-        return _binary_problem(program)
+        return binary_problem(program)
     path = Path(program).expanduser()
     if path.is_absolute():
         if not path.exists():
@@ -187,10 +187,10 @@ def _base_ref(config: OxiConfig) -> str:
 
 def _binary_missing(instance: Any) -> bool:
     binary = getattr(instance, "binary", None)
-    return isinstance(binary, str) and bool(binary) and _binary_problem(binary) is not None
+    return isinstance(binary, str) and bool(binary) and binary_problem(binary) is not None
 
 
-def _binary_problem(binary: str) -> str | None:
+def binary_problem(binary: str) -> str | None:
     path = Path(binary).expanduser()
     if "/" in binary:
         return None if path.exists() else f"{binary} not found"
@@ -275,7 +275,7 @@ def check_programs(config: OxiConfig) -> Iterator[Finding]:
     for name, agent in config.instances["agents"].items():
         binary = getattr(agent, "binary", None)
         if isinstance(binary, str) and binary:
-            problem = _binary_problem(binary)
+            problem = binary_problem(binary)
             if problem:
                 yield Finding.error(f"[agents.{name}] kwargs.binary", problem,
                                     "install it, or set kwargs.binary to its path")

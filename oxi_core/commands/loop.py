@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -19,34 +20,62 @@ from oxi_core.commands.common import (
 from oxi_core.commands.ledger import limit_option
 
 if TYPE_CHECKING:
-    from oxi_core.engine.engine import Engine, TickReport
+    from oxi_core.config import OxiConfig
+    from oxi_core.engine.engine import TickReport
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _engine(state: CliState) -> Engine:
-    from oxi_core.engine.engine import Engine
+def worker_options(function: F) -> F:
+    function = click.option(
+        "--real-claude", is_flag=True,
+        help="The same as --worker claude (the spelling of oxi's original specification).",
+    )(function)
+    return click.option(
+        "--worker", "worker", metavar="NAME", default=None,
+        help="The configured agent that runs every task of this run ([roles] worker and "
+             "routing.yaml stay as they are).",
+    )(function)
 
-    return Engine(state.config())
+
+def _config_for_run(state: CliState, worker: str | None, real_claude: bool) -> OxiConfig:
+    from oxi_core.errors import OxiError
+
+    config = state.config()
+    if worker and real_claude and worker != "claude":
+        raise OxiError(f"--real-claude asks for claude, --worker for {worker}",
+                       hint="pass one of them")
+    if real_claude:
+        config.override_worker("claude", by_type=True)
+    elif worker:
+        config.override_worker(worker)
+    return config
 
 
 def add_commands(cli: click.Group) -> None:
     @cli.command(name="tick")
     @click.option("--dry-run", is_flag=True, help="Plan and print; change nothing.")
+    @worker_options
     @json_option
     @pass_state
-    def tick_command(state: CliState, dry_run: bool, as_json: bool) -> None:
+    def tick_command(state: CliState, dry_run: bool, worker: str | None, real_claude: bool,
+                     as_json: bool) -> None:
         """One pass: ingest the roadmap, reap, observe PRs, dispatch ready items."""
         import asyncio
 
+        config = _config_for_run(state, worker, real_claude)
         if dry_run:
             from oxi_core.engine.dryrun import dry_run_plan
 
-            plan, status = dry_run_plan(state.config())
+            plan, status = dry_run_plan(config)
             if as_json:
                 emit_json("tick", {"tick": plan.as_json(), "status": status})
             else:
                 _print_plan(plan)
             return
-        engine = _engine(state)
+        from oxi_core.engine.engine import Engine
+
+        engine = Engine(config)
         show_progress = not as_json and sys.stdout.isatty()
         if show_progress:
             from oxi_core.engine.progress import run_with_progress
@@ -79,18 +108,20 @@ def add_commands(cli: click.Group) -> None:
                   help="Daily budget in USD (default: [engine] budget_per_day_usd).")
     @click.option("--interval", type=click.FloatRange(min=0), default=None,
                   help="Seconds between ticks when no worker finishes sooner.")
+    @worker_options
     @json_option
     @jsonl_option("tick that did something, then one when it stops")
     @pass_state
     def saturate_command(state: CliState, concurrency: int | None,
                          max_cost_per_day: float | None, interval: float | None,
-                         as_json: bool, as_jsonl: bool) -> None:
+                         worker: str | None, real_claude: bool, as_json: bool,
+                         as_jsonl: bool) -> None:
         """Tick continuously until SIGTERM/SIGINT or the daily budget is spent."""
         import asyncio
 
         from oxi_core.engine.saturate import Saturate
 
-        config = state.config()
+        config = _config_for_run(state, worker, real_claude)
         daemon = Saturate(config, concurrency=concurrency or config.policy.max_concurrent,
                           max_cost_per_day=max_cost_per_day, interval_s=interval)
         result = asyncio.run(daemon.run())

@@ -42,6 +42,9 @@ class WorkerRoute:
 def route_worker(config: OxiConfig, task: Any, routing: Routing | None = None) -> WorkerRoute:
     """The agent that runs ``task`` first, and those to fall back to."""
     default = config.roles.worker
+    if config.worker_override is not None:
+        return WorkerRoute(config.worker_override, None, (), "--worker",
+                           "chosen on the command line for this run")
     agents = config.instances["agents"]
     try:
         choice = (routing or load_routing(config.config_dir)).route_for("worker", task)

@@ -86,6 +86,8 @@ class Saturate:
             return
         try:
             fresh = load_config(path)
+            if self.config.worker_override is not None:  # `--worker` holds for the whole run
+                fresh.override_worker(self.config.worker_override)
         except OxiError as error:
             self._bad_mtime = mtime
             self.engine.log.error("config_reload_failed", error=str(error))
