@@ -24,6 +24,7 @@ class GateAction(enum.StrEnum):
     ALLOW = "allow"
     DEFER = "defer"  # try again next tick; the task stays planned
     HOLD = "hold"  # park the task until an operator releases it
+    SKIP = "skip"  # refuse it for good: it is never dispatched (`oxi task retry` plans it again)
 
 
 @attrs.frozen
@@ -43,6 +44,10 @@ class GateDecision:
     @classmethod
     def hold(cls, reason: str, **details: Any) -> GateDecision:
         return cls(GateAction.HOLD, reason, details)
+
+    @classmethod
+    def skip(cls, reason: str, **details: Any) -> GateDecision:
+        return cls(GateAction.SKIP, reason, details)
 
 
 class VerdictKind(enum.StrEnum):

@@ -23,27 +23,31 @@ class TaskStatus(enum.StrEnum):
     FAILED = "failed"  # permanent failure or retries exhausted; `oxi task retry` reopens
     ABANDONED = "abandoned"  # removed from the roadmap, or its PR closed by a person
     DONE = "done"  # listed in the roadmap's Done section: shipped before oxi tracked it
+    SKIPPED = "skipped"  # a gate refused it for good; `oxi task retry` plans it again
 
 
 S = TaskStatus
 
 TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
-    S.PLANNED: frozenset({S.DISPATCHED, S.HELD, S.ABANDONED, S.DONE, S.MERGED}),
+    S.PLANNED: frozenset({S.DISPATCHED, S.HELD, S.SKIPPED, S.ABANDONED, S.DONE, S.MERGED}),
     S.HELD: frozenset({S.PLANNED, S.ABANDONED, S.DONE}),
     # dispatched -> planned: reaped zombie, worktree hook failed, cancelled claim.
     S.DISPATCHED: frozenset(
         {S.IN_REVIEW, S.RETRYING, S.FAILED, S.PLANNED, S.ABANDONED, S.MERGED}
     ),
-    S.RETRYING: frozenset({S.DISPATCHED, S.PLANNED, S.FAILED, S.ABANDONED, S.DONE}),
+    S.RETRYING: frozenset({S.DISPATCHED, S.PLANNED, S.FAILED, S.SKIPPED, S.ABANDONED,
+                           S.DONE}),
     # in_review -> planned: the critic rejected it, or the merge conflicted.
     S.IN_REVIEW: frozenset({S.MERGED, S.PLANNED, S.ABANDONED, S.FAILED}),
     S.FAILED: frozenset({S.PLANNED, S.ABANDONED, S.DONE}),
+    S.SKIPPED: frozenset({S.PLANNED, S.ABANDONED, S.DONE}),
     S.ABANDONED: frozenset({S.PLANNED}),  # the item came back to the roadmap
     S.MERGED: frozenset(),
     S.DONE: frozenset(),
 }
 
-OPEN_STATUSES = frozenset({S.PLANNED, S.HELD, S.DISPATCHED, S.RETRYING, S.IN_REVIEW, S.FAILED})
+OPEN_STATUSES = frozenset({S.PLANNED, S.HELD, S.DISPATCHED, S.RETRYING, S.IN_REVIEW, S.FAILED,
+                           S.SKIPPED})
 
 
 def can_transition(current: TaskStatus, target: TaskStatus) -> bool:

@@ -249,3 +249,62 @@ def test_the_example_command_runs_under_the_oxi_group(examples: pluggy.PluginMan
 
     assert result.exit_code == 0, result.output
     assert result.output == "hello, oxi\n"
+
+
+# -- what plugins receive, and what reaches notifiers ---------------------------------------
+
+
+def _block(doc: str, start: str, end: str) -> str:
+    return doc[doc.index(start): doc.index(end)]
+
+
+def test_every_type_a_plugin_receives_is_documented_field_by_field() -> None:
+    import enum
+    import importlib
+
+    block = _block(DOC.read_text(encoding="utf-8"), "<!-- types:", "<!-- end types -->")
+    documented: dict[str, list[str]] = {}
+    texts: dict[str, str] = {}
+    for section in re.split(r"^#### ", block, flags=re.MULTILINE)[1:]:
+        dotted = re.match(r"`([\w.]+)`", section)
+        assert dotted is not None, section[:80]
+        documented[dotted[1]] = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
+        texts[dotted[1]] = section
+    received = {"oxi_core.models.Event", "oxi_core.tasks.Task",
+                "oxi_core.engine.state.EngineState", "oxi_core.models.GateDecision",
+                "oxi_core.models.Verdict", "oxi_core.models.PullRequest",
+                "oxi_core.models.PullRequestSubject", "oxi_core.models.Candidate",
+                "oxi_core.models.InferenceResult", "oxi_core.agentic.types.DispatchRequest",
+                "oxi_core.agentic.types.DispatchResult", "oxi_core.agentic.types.Usage",
+                "oxi_core.agentic.types.CanonicalEvent", "oxi_core.policy.RepoPaths"}
+    assert set(documented) == received
+    for dotted, fields in documented.items():
+        module, _, name = dotted.rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        assert fields == [f.name for f in attrs.fields(cls)], dotted
+        # Every value of an enum field is named in its row.
+        for field in attrs.fields(cls):
+            kind = field.type if isinstance(field.type, type) else None
+            if kind is None and isinstance(field.type, str):
+                for source in (importlib.import_module("oxi_core.models"),
+                               importlib.import_module("oxi_core.tasks"),
+                               importlib.import_module("oxi_core.agentic.types")):
+                    kind = getattr(source, field.type, None) or kind
+            if isinstance(kind, type) and issubclass(kind, enum.Enum):
+                row = re.search(rf"^\| `{field.name}` \|.*$", texts[dotted], flags=re.MULTILINE)
+                assert row is not None
+                for value in kind:
+                    shown = f"`{value.value}`" if value.value else '`""`'
+                    assert shown in row[0], (dotted, field.name, value)
+
+
+def test_the_documented_notified_events_are_those_that_reach_notifiers() -> None:
+    from oxi_core.builtins.notifiers import NOTIFY_EVENT_TYPES
+    from oxi_core.ledger import events as ev
+
+    block = _block(DOC.read_text(encoding="utf-8"), "<!-- notified events:",
+                   "<!-- end notified events -->")
+    listed = re.findall(r"`([a-z_]+)`", block.split("These do, because", 1)[1])
+    assert sorted(listed) == sorted(NOTIFY_EVENT_TYPES)
+    names = {value for key, value in vars(ev).items() if key.isupper()}
+    assert set(listed) <= names  # every one is a real event type

@@ -14,26 +14,37 @@ from oxi_core.models import Event, converter
 if TYPE_CHECKING:
     from oxi_core.ledger import Ledger
 
-# What operators want to hear about; everything else stays in the ledger.
+# What reaches notifiers: what needs a person (a task parked or refused, a merge that will
+# not happen by itself, a setup error) or stopped or slowed the engine (paused, the day's
+# budget spent, a phase failing, a crash cleaned up). Routine progress (claims, results, PRs,
+# merges) stays in the ledger: `oxi status`, `oxi task show` and `oxi ledger tail` read it.
+# hookspecs.md lists the same set (a test keeps the two in step).
 NOTIFY_EVENT_TYPES = frozenset(
     {
+        # the engine stopped, or cannot go on as configured
+        "engine_paused",
         "daily_budget_reached",
-        "zombie_reaped",
-        "orphan_killed",
+        "phase_failed",
+        "config_reload_failed",
+        # a task needs a person
         "task_failed",
+        "task_held",
+        "task_skipped",
+        "task_cancelled",
+        "task_cap_exceeded",
         "auto_merge_not_armed",
         "auto_merge_refused",
         "pr_head_moved",
         "pr_checks_failed",
-        "forge_rate_limited",
-        "config_reload_failed",
-        "phase_failed",
-        "task_cancelled",
-        "engine_paused",
-        "budget_undercount",
         "critic_unavailable",
+        # a crash, cleaned up
+        "zombie_reaped",
+        "orphan_killed",
+        # a figure that may be wrong, or a service oxi leans on that is failing
+        "budget_undercount",
+        "forge_rate_limited",
         "triage_disabled",
-        "task_cap_exceeded",
+        # auto-improve
         "auto_improve_noise_alert",
         "auto_improve_paused",
         "auto_improve_watchdog_stalled",

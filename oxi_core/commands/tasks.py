@@ -89,8 +89,8 @@ def add_commands(cli: click.Group) -> None:
     @json_option
     @pass_state
     def task_retry(state: CliState, task_id: str, as_json: bool) -> None:
-        """Plan a failed or abandoned task again: a new round of attempts (their numbers go
-        on)."""
+        """Plan a failed, skipped or abandoned task again: a new round of attempts (their
+        numbers go on)."""
         from oxi_core.errors import LedgerError, OxiError
         from oxi_core.ledger import events as ev
         from oxi_core.tasks import TaskStatus
@@ -103,10 +103,11 @@ def add_commands(cli: click.Group) -> None:
         # Attempt numbers never repeat (a result is recorded once per attempt number).
         moved = ledger.transition(
             task_id, TaskStatus.PLANNED, event_type=ev.TASK_RETRY_REQUESTED,
-            payload={"by": "operator"}, expect=[TaskStatus.FAILED, TaskStatus.ABANDONED],
+            payload={"by": "operator"},
+            expect=[TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.ABANDONED],
             last_error=None, round_start=task.attempts)
         if moved is None:
-            raise OxiError(f"{task_id} has neither failed nor been abandoned",
+            raise OxiError(f"{task_id} has not failed, been skipped or been abandoned",
                            hint=f"`oxi task show {task_id}` says where it stands")
         if as_json:
             emit_json("task retry", {"task": task_id, "status": str(moved.status)})

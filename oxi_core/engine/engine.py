@@ -761,13 +761,8 @@ class Engine:
                     self._budget_reached(decision, report)
                     break
                 continue
-            if decision.action is GateAction.HOLD:
-                self.ledger.transition(
-                    task.id, TaskStatus.HELD, event_type=ev.TASK_HELD,
-                    payload={"gate": gate, "reason": decision.reason, **decision.details},
-                    expect=[TaskStatus.PLANNED, TaskStatus.RETRYING], held_reason=decision.reason,
-                )
-                report.decide(task, "hold", decision.reason)
+            if decision.action in (GateAction.HOLD, GateAction.SKIP):
+                self._hold_or_skip(task, gate, decision, report)
                 continue
             route = route_worker(self.config, task)
             model = agent_model(self.config, route.agent, route.model)
@@ -806,6 +801,23 @@ class Engine:
         self.workers.pop(task_id, None)
         self.routes.pop(task_id, None)
         self.cancels.pop(task_id, None)
+
+    def _hold_or_skip(self, task: Task, gate: str, decision: GateDecision,
+                      report: TickReport) -> None:
+        """Park the task until an operator releases it (hold), or refuse it for good (skip);
+        either way the operator hears of it: nothing will happen to it on its own."""
+        hold = decision.action is GateAction.HOLD
+        moved = self.ledger.transition(
+            task.id, TaskStatus.HELD if hold else TaskStatus.SKIPPED,
+            event_type=ev.TASK_HELD if hold else ev.TASK_SKIPPED,
+            payload={"gate": gate, "reason": decision.reason, **decision.details},
+            expect=[TaskStatus.PLANNED, TaskStatus.RETRYING],
+            held_reason=decision.reason if hold else None,
+            last_error=task.last_error if hold else decision.reason,
+        )
+        report.decide(task, "hold" if hold else "skip", decision.reason)
+        if moved is not None:
+            self.notify_last(ev.TASK_HELD if hold else ev.TASK_SKIPPED, task.id)
 
     def _defer(self, task: Task, gate: str, decision: GateDecision, report: TickReport) -> None:
         report.decide(task, "defer", decision.reason)
