@@ -19,7 +19,7 @@ from oxi_core.inference.openai_compat import (
     ChatUsage,
     OpenAICompatibleTarget,
     Price,
-    _number,
+    price_number,
 )
 
 COST_HEADER = "x-litellm-response-cost"
@@ -35,17 +35,11 @@ class LiteLLMTarget(OpenAICompatibleTarget):
 
     def price(self, headers: Mapping[str, str], data: Mapping[str, Any], model: str,
               usage: ChatUsage) -> Price:
-        header = _number(headers.get(COST_HEADER))
+        header = price_number(headers.get(COST_HEADER))
         if header:
             return Price(header, "gateway")
-        usage_block = data.get("usage")
-        passed_through = _number(usage_block.get("cost")) if isinstance(usage_block,
-                                                                         Mapping) else None
-        if passed_through:
-            return Price(passed_through, "provider")
-        from oxi_core.inference.openai_compat import rate_card_price
-
-        return rate_card_price(model, usage, f"the gateway did not price {model!r}")
+        # Else what the provider reported through it (OpenRouter's usage.cost), else the card.
+        return super().price(headers, data, model, usage)
 
     def failure_kind(self, status: int, body_text: str) -> FailureKind:
         # A gateway without a database has no virtual keys: it answers any key but its master

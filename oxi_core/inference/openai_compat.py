@@ -59,7 +59,7 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _number(value: Any) -> float | None:
+def price_number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -143,11 +143,11 @@ class OpenAICompatibleTarget:
               usage: ChatUsage) -> Price:
         """Where this endpoint writes a call's cost: the body's ``usage.cost`` when present,
         else the rate card."""
-        reported = _number((data.get("usage") or {}).get("cost")) if isinstance(
+        reported = price_number((data.get("usage") or {}).get("cost")) if isinstance(
             data.get("usage"), Mapping) else None
         if reported:
             return Price(reported, "provider")
-        return rate_card_price(model, usage, f"{self.target_name} reported no cost")
+        return rate_card_price(model, usage, f"{self.target_name} did not price {model!r}")
 
     def failure_kind(self, status: int, body_text: str) -> FailureKind:
         """What an HTTP error status from this endpoint means."""

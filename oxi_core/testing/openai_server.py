@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from oxi_core.testing.model_server import (
     CustomToolCall,
@@ -58,6 +58,7 @@ from oxi_core.testing.model_server import (
 __all__ = [
     "OPENAI_ERROR_TYPES",
     "OpenAIServer",
+    "PricedChatServer",
     "WriteFileTool",
     "add_file_patch",
     "offered_tools",
@@ -546,3 +547,28 @@ def offered_tools(body: dict[str, Any]) -> dict[str, str]:
         if isinstance(name, str):
             offered[name] = str(tool.get("type", "function"))
     return offered
+
+
+class PricedChatServer(OpenAIServer):
+    """Chat Completions as a provider that prices its own answers (xAI, OpenRouter): completion
+    tokens include the reasoning tokens (as OpenAI-compatible providers count them), and the
+    usage block carries the provider's cost fields, which a subclass says in
+    :meth:`cost_fields`. ``GET /v1/models`` lists the subclass's :attr:`prices`."""
+
+    prices: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, script: Script | Iterable[StepLike] = (), **kwargs: Any) -> None:
+        kwargs.setdefault("models", tuple(self.prices))
+        super().__init__(script, **kwargs)
+
+    def chat_completion(self, reply: Reply, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        completion = super().chat_completion(reply, model, body)
+        usage = completion["usage"]
+        usage["completion_tokens"] += reply.usage.reasoning_tokens
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage.update(self.cost_fields(model, usage))
+        return completion
+
+    def cost_fields(self, model: str, usage: Mapping[str, Any]) -> dict[str, Any]:
+        """The provider's own cost fields for ``usage`` of ``model``."""
+        raise NotImplementedError

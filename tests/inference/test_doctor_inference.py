@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from oxi_core.testing.openai_server import OpenAIServer
 from oxi_core.testing.replay_server import ReplayServer
+from tests.inference.support import git_folder, oxi
 
 ALIVE = b'HTTP/1.1 200 OK\ncontent-type: application/json\n\n"I\'m alive!"'
 BASE = """[adapter]
@@ -24,20 +22,14 @@ kwargs = { argv = ["true"] }
 
 
 def findings(folder: Path, command: list[str], **env: str) -> list[dict[str, Any]]:
-    full = {k: v for k, v in os.environ.items() if k != "OXI_INFERENCE_OFFLINE"}
-    done = subprocess.run([sys.executable, "-m", "oxi_core", *command, "--json"], cwd=folder,
-                          text=True, capture_output=True, timeout=120, env={**full, **env})
-    report = json.loads(done.stdout)
+    report = json.loads(oxi(folder, *command, "--json", **env).stdout)
     found: list[dict[str, Any]] = report.get("findings", report.get("result", {}).get(
         "findings", []))
     return found
 
 
 def setup(folder: Path, extra: str) -> Path:
-    subprocess.run(["git", "init", "-q", str(folder)], check=True)
-    (folder / "roadmap.md").write_text("# roadmap\n")
-    (folder / "oxi.toml").write_text(BASE + extra)
-    return folder
+    return git_folder(folder, BASE + extra)
 
 
 def gateway(url: str) -> str:

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.inference.support import TWO_AGENTS_TOML, git_folder, oxi
 
 ROADMAP = ("# roadmap\n\n## Tier 2\n\n**T2-16 · doc-lint for the docs folder**\n_check links_\n\n"
            "**T2-17 · Add retries**\n_backoff_\n")
-TOML = """[adapter]
-class = "oxi_adapter_self.SelfAdapter"
-kwargs = { repo_root = "." }
-[agents.claude]
-type = "exec"
-kwargs = { argv = ["true"] }
-[agents.codex]
-type = "exec"
-kwargs = { argv = ["true"] }
-[roles]
-worker = "claude"
-"""
-
-
-def oxi(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "oxi_core", *args], cwd=folder, text=True,
-                          capture_output=True, timeout=60)
 
 
 def setup(tmp_path: Path) -> Path:
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / "roadmap.md").write_text(ROADMAP)
-    (tmp_path / "oxi.toml").write_text(TOML)
-    return tmp_path
+    return git_folder(tmp_path, TWO_AGENTS_TOML, ROADMAP)
 
 
 def test_route_explain_names_the_rule_that_matched_and_why(tmp_path: Path) -> None:

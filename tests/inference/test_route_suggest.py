@@ -4,8 +4,6 @@ shadow runs; the routing.yaml change with its evidence; --apply writes it, comme
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from oxi_core.agentic.shadow import record_pair
@@ -15,33 +13,15 @@ from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import Classification
 from oxi_core.tasks import Task, TaskStatus
+from tests.inference.support import TWO_AGENTS_TOML, git_folder, oxi
 
-TOML = """[adapter]
-class = "oxi_adapter_self.SelfAdapter"
-kwargs = { repo_root = "." }
-[agents.claude]
-type = "exec"
-kwargs = { argv = ["true"] }
-[agents.codex]
-type = "exec"
-kwargs = { argv = ["true"] }
-[roles]
-worker = "claude"
-shadow = "codex"
-"""
+TOML = TWO_AGENTS_TOML + 'shadow = "codex"\n'
 OK = Classification.SUCCESS
-
-
-def oxi(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "oxi_core", *args], cwd=folder, text=True,
-                          capture_output=True, timeout=60)
 
 
 def plant(folder: Path, tasks: list[tuple[str, int, str, str, int, int]]) -> None:
     """(id, tier, title, status, pairs agreeing, pairs disagreeing) per task."""
-    subprocess.run(["git", "init", "-q", str(folder)], check=True)
-    (folder / "oxi.toml").write_text(TOML)
-    (folder / "roadmap.md").write_text("# roadmap\n")
+    git_folder(folder, TOML)
     with Ledger(folder / ".oxi" / "oxi.db") as ledger:
         for task_id, tier, title, status, agree, disagree in tasks:
             ledger.insert_task(Task(id=task_id, tier=tier, title=title,

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from oxi_core.testing.model_server import Reply, Script, StepLike
-from oxi_core.testing.openai_server import OpenAIServer
+from oxi_core.testing.openai_server import PricedChatServer
 from oxi_grok.target import TICKS_PER_USD
 
 # USD per 1M tokens: (input, cached input, output). Reasoning is billed as output.
@@ -28,16 +27,8 @@ def xai_ticks(model: str, usage: Mapping[str, Any]) -> int:
     return round(dollars * TICKS_PER_USD)
 
 
-class XAIServer(OpenAIServer):
-    def __init__(self, script: Script | Iterable[StepLike] = (), **kwargs: Any) -> None:
-        kwargs.setdefault("models", tuple(XAI_PRICES))
-        super().__init__(script, **kwargs)
+class XAIServer(PricedChatServer):
+    prices = XAI_PRICES
 
-    def chat_completion(self, reply: Reply, model: str, body: dict[str, Any]) -> dict[str, Any]:
-        completion = super().chat_completion(reply, model, body)
-        usage = completion["usage"]
-        # xAI counts reasoning tokens inside completion tokens, like OpenAI.
-        usage["completion_tokens"] += reply.usage.reasoning_tokens
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        usage["cost_in_usd_ticks"] = xai_ticks(model, usage)
-        return completion
+    def cost_fields(self, model: str, usage: Mapping[str, Any]) -> dict[str, Any]:
+        return {"cost_in_usd_ticks": xai_ticks(model, usage)}

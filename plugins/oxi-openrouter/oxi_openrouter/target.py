@@ -18,7 +18,7 @@ import attrs
 
 from oxi_core.inference.health import Health
 from oxi_core.inference.litellm import LiteLLMTarget
-from oxi_core.inference.openai_compat import ChatUsage, Price, _number
+from oxi_core.inference.openai_compat import ChatUsage, Price, price_number
 
 OPENROUTER_API = "https://openrouter.ai/api/v1"
 
@@ -28,9 +28,9 @@ def openrouter_cost(data: Mapping[str, Any]) -> float | None:
     usage = data.get("usage")
     if not isinstance(usage, Mapping):
         return None
-    fee = _number(usage.get("cost"))
+    fee = price_number(usage.get("cost"))
     details = usage.get("cost_details")
-    upstream = _number(details.get("upstream_inference_cost")) if isinstance(
+    upstream = price_number(details.get("upstream_inference_cost")) if isinstance(
         details, Mapping) and usage.get("is_byok") else None
     if fee is None and upstream is None:
         return None

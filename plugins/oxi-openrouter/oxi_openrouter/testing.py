@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from oxi_core.testing.model_server import Reply, Script, StepLike
-from oxi_core.testing.openai_server import OpenAIServer
+from oxi_core.testing.openai_server import PricedChatServer
 
 # USD per 1M tokens (input, output), as OpenRouter lists them for these models.
 OPENROUTER_PRICES: Mapping[str, tuple[float, float]] = {
@@ -25,17 +24,9 @@ def openrouter_usage_cost(model: str, usage: Mapping[str, Any]) -> float:
     return round(dollars, 10)
 
 
-class OpenRouterServer(OpenAIServer):
-    def __init__(self, script: Script | Iterable[StepLike] = (), **kwargs: Any) -> None:
-        kwargs.setdefault("models", tuple(OPENROUTER_PRICES))
-        super().__init__(script, **kwargs)
+class OpenRouterServer(PricedChatServer):
+    prices = OPENROUTER_PRICES
 
-    def chat_completion(self, reply: Reply, model: str, body: dict[str, Any]) -> dict[str, Any]:
-        completion = super().chat_completion(reply, model, body)
-        usage = completion["usage"]
-        usage["completion_tokens"] += reply.usage.reasoning_tokens
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        usage["cost"] = openrouter_usage_cost(model, usage)
-        usage["is_byok"] = False
-        usage["cost_details"] = {"upstream_inference_cost": None}
-        return completion
+    def cost_fields(self, model: str, usage: Mapping[str, Any]) -> dict[str, Any]:
+        return {"cost": openrouter_usage_cost(model, usage), "is_byok": False,
+                "cost_details": {"upstream_inference_cost": None}}
