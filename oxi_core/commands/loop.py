@@ -22,6 +22,7 @@ from oxi_core.commands.ledger import limit_option
 if TYPE_CHECKING:
     from oxi_core.config import OxiConfig
     from oxi_core.engine.engine import TickReport
+    from oxi_core.models import Event
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,11 +120,22 @@ def add_commands(cli: click.Group) -> None:
         """Tick continuously until SIGTERM/SIGINT or the daily budget is spent."""
         import asyncio
 
+        from oxi_core.engine.progress import tick_line, tick_record
         from oxi_core.engine.saturate import Saturate
+
+        def on_tick(number: int, report: TickReport, outcomes: list[Event]) -> None:
+            record = tick_record(number, report, outcomes)
+            if record is None or as_json:
+                return
+            if as_jsonl:
+                emit_json_line("saturate", {"kind": "tick", **record})
+            else:
+                click.echo(tick_line(record))
 
         config = _config_for_run(state, worker, real_claude)
         daemon = Saturate(config, concurrency=concurrency or config.policy.max_concurrent,
-                          max_cost_per_day=max_cost_per_day, interval_s=interval)
+                          max_cost_per_day=max_cost_per_day, interval_s=interval,
+                          on_tick=on_tick)
         result = asyncio.run(daemon.run())
         summary = {"stopped_by": result.stopped_by or "done", "ticks": result.ticks,
                    "dispatched": result.dispatched, "waited_for": result.waited_for}

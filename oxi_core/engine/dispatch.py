@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from oxi_core import forge_extras, git
+from oxi_core.agentic.rates import cost_usd
 from oxi_core.agentic.scope import claim_scope, enter_claim_scope
-from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult
+from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult, Usage
 from oxi_core.engine import worktrees
 from oxi_core.engine.droppings import split_droppings
 from oxi_core.engine.hooks import HookOutcome, run_hook
@@ -104,9 +106,23 @@ class Worker:
         self._fresh = False
         self._base_commit: str | None = None
         # What the worker is doing, for its lease beats while no agent speaks for it.
+        from oxi_core.engine.engine import WorkerProgress
+
+        self.progress = engine.progress.setdefault(task_id, WorkerProgress(task_id))
         self._phase = "worktree"
         self._agent_running = False
+        self._usage: dict[str, Usage] = {}  # message id -> usage so far, for the live cost
+        self._normalize: Callable[[Mapping[str, Any]], Usage] | None = None
+        self._model: str | None = None
         self._transcript: TranscriptWriter | None = None
+
+    @property
+    def _phase(self) -> str:
+        return self.progress.phase
+
+    @_phase.setter
+    def _phase(self, phase: str) -> None:
+        self.progress.phase = phase
 
     def task(self) -> Task:
         task = self.ledger.task(self.task_id)
@@ -279,6 +295,9 @@ class Worker:
         for position, ref in enumerate(chain):
             agent = self.config.instances["agents"][ref.adapter_name]
             routed = attrs.evolve(request, model=ref.model_id)
+            self.progress.agent = ref.adapter_name
+            self._normalize = getattr(agent, "usage_normalizer", None)
+            self._model = agent_model(self.config, ref.adapter_name, ref.model_id)
             result = await invoke_with_shadow(self.engine, routed, worker=agent,
                                               worker_name=ref.adapter_name)
             why = provider_failure(result)
@@ -308,6 +327,7 @@ class Worker:
     def _on_event(self, event: CanonicalEvent) -> None:
         if self._transcript is not None:
             self._transcript.write(event)
+        self._show_progress(event)
         # The heartbeat: the agent is making progress. Throttled so chatty agents cost little.
         self._turns += event.kind == "assistant"
         now = time.monotonic()
@@ -318,6 +338,29 @@ class Worker:
             self.task_id, event_type=None, last_progress_at=self.ledger.now_iso(),
             last_event=str(event.kind), turns=self._turns, session_id=event.session_id,
         )
+
+    def _show_progress(self, event: CanonicalEvent) -> None:
+        """The live view's row: the last event, and the cost the stream has shown so far
+        (usage per message, priced by the rate card), or the run's own figure once it says."""
+        progress = self.progress
+        progress.last_event, progress.last_event_at = str(event.kind), time.monotonic()
+        progress.turns += event.kind == "assistant"
+        data = event.data
+        if event.kind == "result" and isinstance(data.get("cost_usd"), int | float):
+            progress.cost_usd, progress.cost_final = float(data["cost_usd"]), True
+            return
+        raw = data.get("usage")
+        if progress.cost_final or not isinstance(raw, Mapping) or self._normalize is None:
+            return
+        try:
+            self._usage[str(data.get("message_id") or len(self._usage))] = self._normalize(raw)
+        except (TypeError, ValueError):
+            return
+        total = sum(self._usage.values(), Usage())
+        progress.tokens = total.total
+        priced = cost_usd(self._model, total)
+        if priced is not None:
+            progress.cost_usd = priced
 
     async def _watch_for_cancel(self) -> None:
         while not self.cancel.is_set():
@@ -468,6 +511,7 @@ class Worker:
         critic = self.config.critic
         if critic is None:
             return False  # no critic configured: the pull request waits for a person
+        self._phase = f"review ({self.config.roles.critic})"
         subject = PullRequestSubject(pr=pr, tree=path, task_id=task.id, title=task.title,
                                      subtitle=self.item.subtitle)
         verdict = await asyncio.to_thread(critic.judge, subject)
@@ -519,6 +563,7 @@ class Worker:
         """T2-44: the code path that records an approval is the one that arms auto-merge."""
         if not self.policy.auto_merge:
             return
+        self._phase = "merging"
         try:
             await asyncio.to_thread(self.engine.arm_auto_merge, self.task(), pr)
         except ForgeUnavailable as error:

@@ -95,6 +95,23 @@ DAILY_OVERRUN_SQL = (
 
 
 @attrs.define
+class WorkerProgress:
+    """One worker of this process, as the live view shows it. ``cost_usd`` is priced from the
+    usage the agent's stream has shown (the rate card), an estimate until its result is
+    recorded; None when nothing could be priced yet."""
+
+    task_id: str
+    agent: str | None = None
+    phase: str = "starting"
+    last_event: str | None = None
+    last_event_at: float = attrs.field(factory=time.monotonic)
+    turns: int = 0
+    tokens: int = 0
+    cost_usd: float | None = None
+    cost_final: bool = False
+
+
+@attrs.define
 class TickReport:
     """What one tick did, or (``dry_run``) would do. `oxi tick --json` prints this shape for
     both, documented in docs/json.md."""
@@ -193,6 +210,9 @@ class Engine:
         self.log = get_logger("oxi.engine")
         self.workers: dict[str, asyncio.Task[None]] = {}
         self.cancels: dict[str, asyncio.Event] = {}
+        # What each worker of this process is doing, for the live view (`oxi tick` on a
+        # terminal): its phase, the agent's last event, the cost its stream showed so far.
+        self.progress: dict[str, WorkerProgress] = {}
         self.routes: dict[str, WorkerRoute] = {}  # the route each claimed task was given
         self.host = this_host()
         self.supervisor_pid, self.supervisor_started_at = supervisor_identity()
@@ -799,6 +819,7 @@ class Engine:
 
     def _forget_worker(self, task_id: str, _done: asyncio.Task[None]) -> None:
         self.workers.pop(task_id, None)
+        self.progress.pop(task_id, None)
         self.routes.pop(task_id, None)
         self.cancels.pop(task_id, None)
 

@@ -17,11 +17,16 @@ from typing import Any
 import attrs
 
 from oxi_core.config import OxiConfig, load_config
-from oxi_core.engine.engine import Engine
+from oxi_core.engine.engine import Engine, TickReport
 from oxi_core.engine.pidfile import PidFile
 from oxi_core.engine.probe import recommend_concurrency
 from oxi_core.errors import OxiError
 from oxi_core.ledger import events as ev
+from oxi_core.models import Event
+
+# What a worker's end records between ticks, which saturate's per-tick line reports.
+TICK_OUTCOMES = (ev.TASK_MERGED, ev.TASK_FAILED, ev.RETRY_SCHEDULED, ev.TASK_REOPENED,
+                 ev.PR_CONFLICTED, ev.TASK_CANCELLED)
 
 # How often saturate looks for a freed slot while agents run (one indexed COUNT, ~0.02 ms).
 SLOT_POLL_S = 0.025
@@ -40,8 +45,13 @@ class Saturate:
         self, config: OxiConfig, *, concurrency: int, max_cost_per_day: float | None = None,
         interval_s: float | None = None, max_ticks: int | None = None,
         capacity: Callable[[int], int] | None = None,
+        on_tick: Callable[[int, TickReport, list[Event]], None] | None = None,
     ) -> None:
         self.concurrency = concurrency
+        # Told after each tick: its number, its report, and the outcomes recorded since the
+        # last tick (merges and failures of workers that ended meanwhile).
+        self.on_tick = on_tick
+        self._seen_event_id = 0
         self.max_cost_per_day = max_cost_per_day
         self.config = self._apply_overrides(config)
         self.engine = Engine(self.config, capacity=self._capacity)
@@ -103,6 +113,7 @@ class Saturate:
 
     async def run(self) -> SaturateResult:
         result = SaturateResult()
+        self._started_at = self.engine.ledger.now_iso()
         pidfile = PidFile(self.config.paths.saturate_pid)
         pidfile.acquire()
         loop = asyncio.get_running_loop()
@@ -137,6 +148,8 @@ class Saturate:
             report = await self.engine.tick()
             self.engine.record_forge_report(report)
             result.ticks += 1
+            if self.on_tick is not None:
+                self.on_tick(result.ticks, report, self._outcomes_since_last_tick())
             result.dispatched += len(report.dispatched)
             if report.budget_reached:
                 self.request_stop("daily_budget_reached")
@@ -145,6 +158,14 @@ class Saturate:
                 self.request_stop("max_ticks")
                 break
             await self._sleep()
+
+    def _outcomes_since_last_tick(self) -> list[Event]:
+        found = self.engine.ledger.events(after_id=self._seen_event_id, types=TICK_OUTCOMES)
+        if not self._seen_event_id:  # the first tick: only what this run does from now on
+            found = [e for e in found if e.ts >= self._started_at]
+        newest = self.engine.ledger.events(newest_first=True, limit=1)
+        self._seen_event_id = newest[0].id if newest else self._seen_event_id
+        return found
 
     async def _sleep(self) -> None:
         """Until the next tick: the interval, or sooner when a slot frees.
