@@ -490,6 +490,7 @@ class Engine:
                 self.merged_log.append(task.id)
                 if report is not None:
                     report.merged.append(task.id)
+                self._base_moved()
                 self._delete_branch(task, pr)
         elif pr.state is PullRequestState.CLOSED:
             # Closed by a person (or by oxi): never reopened, never armed again.
@@ -499,9 +500,16 @@ class Engine:
                 expect=[TaskStatus.IN_REVIEW],
             )
         elif pr.state is PullRequestState.CONFLICTED:
+            # The task is redone on a fresh branch pushed to the same pull request (a hosted
+            # forge keeps it open): auto-merge armed for the old head must not merge the new
+            # one before the critic has seen it.
+            disarmed = pr.auto_merge_armed and forge_extras.disarm_auto_merge(
+                self.config.forge, pr.number)
+            self._base_moved()
             self.ledger.transition(
                 task.id, TaskStatus.PLANNED, event_type=ev.PR_CONFLICTED,
-                payload={"pr": pr.number, "reason": pr.closed_reason},
+                payload={"pr": pr.number, "reason": pr.closed_reason,
+                         "auto_merge_disarmed": disarmed},
                 expect=[TaskStatus.IN_REVIEW], last_error=f"conflict: {pr.closed_reason}",
                 pr_number=None,
             )
@@ -510,6 +518,13 @@ class Engine:
                 return
             self._note_checks(task, pr)
             self._enforce_auto_merge(task, pr, report)
+
+    def _base_moved(self) -> None:
+        """The base branch moved on the remote (a merge there, a push by someone): the next
+        worktree starts from a fresh fetch, never from the view fetched a moment ago, or it
+        would start from the old base and conflict (T0-104)."""
+        with self._fetch_lock:
+            self._fetched_at = -1e9
 
     def _delete_branch(self, task: Task, pr: PullRequest) -> None:
         try:
