@@ -18,6 +18,9 @@ class Classification(enum.StrEnum):
     SUCCESS = "SUCCESS"
     RETRYABLE_TRANSIENT = "RETRYABLE_TRANSIENT"
     FAILED = "FAILED"
+    # The agent cannot run as configured (its credentials were refused): every task would end
+    # the same way, so the task is requeued without counting the attempt and the engine pauses.
+    SETUP_ERROR = "SETUP_ERROR"
 
 
 class GateAction(enum.StrEnum):

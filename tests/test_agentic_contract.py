@@ -333,10 +333,11 @@ def test_a_resumed_session_continues_and_reports_only_its_own_tokens(
     assert second.cost_usd < first.cost_usd
 
 
-def test_401_is_a_credentials_failure(contract: Contract) -> None:
+def test_401_is_a_credentials_setup_error_naming_the_key(contract: Contract) -> None:
+    # Every task would be refused the same way: the engine pauses rather than fail them all.
     result = contract.run(ErrorReply.unauthorized()).result
-    assert result.classification is Classification.FAILED
-    assert "credentials" in result.reason
+    assert result.classification is Classification.SETUP_ERROR
+    assert "credentials" in result.reason and "kwargs.api_key" in result.reason
     assert result.rate_limit_exhausted is False
 
 

@@ -3,7 +3,8 @@
 The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE``, the task id in
 ``$OXI_TASK_ID``, and the run's dollar cap (the per-task cap for its model) in
 ``$OXI_MAX_COST_USD``: the agent must stay within it. Exit 0 is success,
-exit 75 (EX_TEMPFAIL) a transient failure worth retrying, anything else a failure. A stdout
+exit 75 (EX_TEMPFAIL) a transient failure worth retrying, exit 77 (EX_NOPERM) credentials the
+agent's provider refused (a setup error: the engine pauses), anything else a failure. A stdout
 line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
 "input_tokens": .., "output_tokens": ..}`` reports what the run cost.
 """
@@ -19,6 +20,7 @@ import attrs
 
 from oxi_core import __version__
 from oxi_core.agentic.callbacks import guarded_callbacks
+from oxi_core.agentic.credentials import credential_fix
 from oxi_core.agentic.jsonlines import parse_line
 from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
 from oxi_core.agentic.types import (
@@ -29,10 +31,12 @@ from oxi_core.agentic.types import (
     DispatchResult,
     Usage,
 )
+from oxi_core.config import secret_origin
 from oxi_core.log import get_logger
 from oxi_core.models import Classification
 
 EX_TEMPFAIL = 75
+EX_NOPERM = 77
 
 
 @attrs.define
@@ -123,6 +127,13 @@ class ExecAgent:
             return DispatchResult(Classification.SUCCESS, "", **common)
         tail = outcome.stderr_tail.strip().splitlines()[-1:] or ["no stderr"]
         reason = f"exited {outcome.exit_code}: {tail[0][:300]}"
+        if outcome.exit_code == EX_NOPERM:
+            secrets = {f"env.{name}": value for name, value in self.env.items()
+                       if secret_origin(value)}
+            fix = credential_fix(secrets, unset=(
+                "fix the credentials it uses (its kwargs.env, or pass_env)"))
+            return DispatchResult(Classification.SETUP_ERROR,
+                                  f"credentials refused ({reason}); {fix}", **common)
         if outcome.exit_code == EX_TEMPFAIL:
             return DispatchResult(Classification.RETRYABLE_TRANSIENT, reason,
                                   retry_after_s=result.get("retry_after_s"), **common)

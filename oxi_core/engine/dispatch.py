@@ -27,7 +27,13 @@ from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
 from oxi_core.engine.retry import retry_due
 from oxi_core.engine.routes import agent_model, provider_failure, route_worker
 from oxi_core.engine.transcripts import TranscriptWriter, prune_transcripts, transcript_path
-from oxi_core.errors import ForgeSetupError, ForgeUnavailable, GitError, SetupError
+from oxi_core.errors import (
+    AgentSetupError,
+    ForgeSetupError,
+    ForgeUnavailable,
+    GitError,
+    SetupError,
+)
 from oxi_core.ledger import events as ev
 from oxi_core.models import (
     Classification,
@@ -55,6 +61,8 @@ LEASE_INTERVAL_BOUNDS_S = (0.25, 30.0)
 def lease_interval_s(heartbeat_timeout_s: float) -> float:
     low, high = LEASE_INTERVAL_BOUNDS_S
     return min(high, max(low, heartbeat_timeout_s / LEASE_BEATS_PER_TIMEOUT))
+
+
 NO_CHANGES = "no changes: the agent reported success but left no commit and no diff"
 
 
@@ -69,13 +77,16 @@ async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
     try:
         await worker.run()
     except SetupError as error:
-        # Every task would fail the same way: requeue this one and pause the engine.
+        # Every task would fail the same way: requeue this one, its attempt not counted (the
+        # round starts one later), and pause the engine.
         message = f"{type(error).__name__}: {error}"
         engine.log.error("setup_error", task_id=task_id, error=message)
+        task = engine.ledger.task(task_id)
+        round_start = task.round_start + 1 if task is not None else 0
         engine.ledger.transition(task_id, TaskStatus.PLANNED, event_type=ev.DISPATCH_ERROR,
                                  payload={"error": message, "paused": True},
                                  expect=[TaskStatus.DISPATCHED], last_error=message,
-                                 **WORKER_FIELDS_CLEARED)
+                                 round_start=round_start, **WORKER_FIELDS_CLEARED)
         what = ("the forge refuses oxi's credentials" if isinstance(error, ForgeSetupError)
                 else "the worker agent cannot run")
         engine.pause(f"{what}: {message}")
@@ -193,6 +204,10 @@ class Worker:
         if self.cancelled():
             await self._finish_cancelled(tree.path, branch)
             return
+        if result.classification is Classification.SETUP_ERROR:
+            # Refused credentials: run_worker requeues the task (the worktree stays for the
+            # next attempt) and pauses the engine.
+            raise AgentSetupError(result.reason)
         if result.classification is Classification.RETRYABLE_TRANSIENT:
             # The worktree stays for the retry to reuse, unless retries are exhausted.
             self.schedule_retry(self.task(), result.reason, result.retry_after_s)

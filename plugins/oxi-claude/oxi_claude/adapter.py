@@ -20,12 +20,14 @@ import attrs
 
 from oxi_claude.events import PROGRESS, ClaudeStream, build_result, normalize_usage, translate_tool
 from oxi_core.agentic.callbacks import guarded_callbacks
+from oxi_core.agentic.credentials import credential_fix
 from oxi_core.agentic.runner import RunSpec, binary_version, build_env, run_streaming
 from oxi_core.agentic.types import (
     DispatchRequest,
     DispatchResult,
     Usage,
 )
+from oxi_core.models import Classification
 
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 PROGRESS_INTERVAL_S = 1.0
@@ -193,6 +195,11 @@ class ClaudeCodeAdapter:
             stall_timeout_s=request.stall_timeout_s,
             timeout_s=request.timeout_s,
         )
+        if result.classification is Classification.SETUP_ERROR:
+            fix = credential_fix({"api_key": self.api_key}, unset=(
+                "set kwargs.api_key = { env = \"NAME\" } (claude used its own login or "
+                "environment) and check ANTHROPIC_BASE_URL"))
+            result = attrs.evolve(result, reason=f"{result.reason}; {fix}")
         if stream.run.non_json_lines:
             log.warning(
                 "claude_non_json_lines", task_id=request.task_id, count=stream.run.non_json_lines

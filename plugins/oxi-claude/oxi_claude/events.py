@@ -477,14 +477,8 @@ def classify(
                 {"retry_after_s": run.retry_delay_s},
             )
         if status in (401, 403):
-            return (
-                C.FAILED,
-                (
-                    f"credentials rejected (HTTP {status}): {detail}; check the API key "
-                    "(kwargs.api_key) and ANTHROPIC_BASE_URL"
-                ),
-                {},
-            )
+            # Every task would be refused the same way: a setup error, not a failed task.
+            return C.SETUP_ERROR, f"credentials rejected (HTTP {status}): {detail}", {}
         if status is not None:
             return C.FAILED, f"model API error (HTTP {status}): {detail}", {}
         subtype = result.get("subtype")

@@ -161,11 +161,11 @@ def test_json_output_format_result_reads_like_the_stream_one() -> None:
     assert result.usage == Usage(input_tokens=100, output_tokens=20)
 
 
-def test_api_error_reported_as_subtype_success_is_a_credentials_failure() -> None:
+def test_api_error_reported_as_subtype_success_is_a_credentials_setup_error() -> None:
     run = feed(*lines("system_init", "assistant_synthetic_api_error", "result_api_error_401"))
     assert run.result is not None and run.result["subtype"] == "success"  # sic
     result = build_result(run, exited(1))
-    assert result.classification is Classification.FAILED
+    assert result.classification is Classification.SETUP_ERROR
     assert result.reason.startswith("credentials rejected (HTTP 401)")
     assert "fake failure 401" in result.reason
     assert (result.cost_usd, result.usage) == (0.0, Usage())

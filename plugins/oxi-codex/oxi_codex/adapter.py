@@ -34,6 +34,7 @@ from oxi_codex.events import (
 )
 from oxi_codex.session_file import read_session
 from oxi_core.agentic.callbacks import guarded_callbacks
+from oxi_core.agentic.credentials import credential_fix
 from oxi_core.agentic.runner import RunSpec, binary_version, build_env, run_streaming
 from oxi_core.agentic.types import (
     CanonicalEvent,
@@ -43,6 +44,7 @@ from oxi_core.agentic.types import (
     Usage,
 )
 from oxi_core.errors import AgentSetupError, ConfigError
+from oxi_core.models import Classification
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 DEFAULT_MODEL = "gpt-5.5"
@@ -413,6 +415,10 @@ class CodexCliAdapter:
                 )
             )
             result = attrs.evolve(result, reason=f"{result.reason}; {note}".lstrip("; "))
+        if result.classification is Classification.SETUP_ERROR:
+            fix = credential_fix({"api_key": self.api_key}, unset=(
+                "set kwargs.api_key = { env = \"NAME\" } and check the provider's base_url"))
+            result = attrs.evolve(result, reason=f"{result.reason}; {fix}")
         undercount = result.undercount_event()
         if undercount is not None:
             emit(undercount)

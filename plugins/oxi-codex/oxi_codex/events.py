@@ -386,12 +386,8 @@ def classify_failure(message: str) -> Verdict:
     lowered = text.lower()
     statuses = {int(code) for code in _STATUS.findall(text)}
     rate: dict[str, Any] = {"rate_limit_exhausted": True, "retry_after_s": retry_delay_s(text)}
-    auth: Verdict = (
-        C.FAILED,
-        f"credentials rejected: {text}; check the API key (kwargs.api_key / env_key) and the "
-        "provider's base_url",
-        {},
-    )
+    # Every task would be refused the same way: a setup error, not a failed task.
+    auth: Verdict = (C.SETUP_ERROR, f"credentials rejected: {text}", {})
     transient: Verdict = (
         C.RETRYABLE_TRANSIENT,
         f"model server error: {text}",

@@ -140,9 +140,9 @@ def test_reasoning_is_an_assistant_event_marked_reasoning_and_its_tokens_are_apa
     assert result.final_text == "hi from fake server"
 
 
-def test_401_is_a_credentials_failure() -> None:
+def test_401_is_a_credentials_setup_error() -> None:
     result = build_result(feed(*lines("error_401")), exited(1), model="gpt-5.5")
-    assert result.classification is Classification.FAILED
+    assert result.classification is Classification.SETUP_ERROR
     assert result.reason.startswith("credentials rejected: unexpected status 401 Unauthorized")
     assert (result.cost_usd, result.cost_source, result.usage) == (0.0, CostSource.NONE, Usage())
     assert result.budget_undercount is None  # nothing was answered, nothing to undercount
@@ -194,7 +194,7 @@ def test_500_high_demand_is_transient() -> None:
             Classification.RETRYABLE_TRANSIENT,
             False,
         ),
-        ("unexpected status 403 Forbidden: no", Classification.FAILED, False),
+        ("unexpected status 403 Forbidden: no", Classification.SETUP_ERROR, False),
         ("unexpected status 400 Bad Request: context too long", Classification.FAILED, False),
     ],
 )
@@ -232,7 +232,8 @@ def test_idle_timeout_failure_is_reported_as_stalled() -> None:
 
 def test_turn_failed_decides_even_when_codex_exits_0() -> None:
     run = feed(*lines("error_401"))
-    assert build_result(run, exited(0), model="gpt-5.5").classification is (Classification.FAILED)
+    assert build_result(run, exited(0), model="gpt-5.5").classification is (
+        Classification.SETUP_ERROR)
 
 
 def test_resumed_thread_reports_the_difference_from_the_previous_totals() -> None:

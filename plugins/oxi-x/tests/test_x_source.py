@@ -187,7 +187,7 @@ def test_the_tool_gets_an_allow_listed_environment_and_runs_in_the_config_folder
     assert "ANTHROPIC_API_KEY" not in run["env"]
     assert set(run["env"]) <= {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL",
                                "LC_CTYPE", "TERM", "TZ", "TMPDIR", "X_BEARER_TOKEN",
-                               "X_COOKIES_FILE"}
+                               "X_COOKIES_FILE", "OXI_PROCESS_SCOPE"}  # oxi's own marker
     assert run["cwd"] == str(tmp_path / "conf")
 
 
