@@ -48,7 +48,9 @@ HOOK_NAMES = ("after_create", "before_run", "after_run", "before_remove")
 class HookCommand:
     """A worktree hook: an argv list (never a shell string) and a timeout."""
 
+    # The command, an argv list (never a shell string); it runs in the task's worktree.
     argv: tuple[str, ...]
+    # Seconds before the hook is killed and the task requeued.
     timeout_s: float = 600.0
 
 
@@ -61,10 +63,13 @@ class WorktreeSettings:
 class Roles:
     """Which configured instance plays each part. Unset roles are filled in by ``resolve``."""
 
+    # The agent that works on tasks (default: the only agent configured).
     worker: str | None = None
     # One judge, or several (`critic = ["tests", "review"]`): every one must approve.
     critic: str | tuple[str, ...] | None = None
+    # The forge pull requests go to (default: the only one configured, else `local`).
     forge: str | None = None
+    # An agent also run on every dispatch, observed only (OXI_AGENTIC_SHADOW overrides it).
     shadow: str | None = None
 
 

@@ -42,23 +42,31 @@ class AutoImproveSettings:
     # Caps: candidates kept per source and scan (newest first), ranked candidates judged,
     # proposals emitted per scan, and dollars the judge and screen may spend per UTC day.
     max_candidates_per_source: int = attrs.field(default=200, validator=_at_least(1))
+    # Candidates judged per scan, best ranked first.
     top_k: int = attrs.field(default=15, validator=_at_least(1))
+    # Proposals a scan may stage.
     max_proposals_per_scan: int = attrs.field(default=5, validator=_at_least(1))
+    # Dollars a day auto-improve may spend on judging.
     daily_cap_usd: float = attrs.field(default=5.0, validator=_at_least(0.0))
     # A judged candidate becomes a proposal at these rubric scores (1-5) or better.
     min_relevance: int = attrs.field(default=3, validator=_score)
+    # The lowest concreteness score (1-5) a proposal may have.
     min_concreteness: int = attrs.field(default=3, validator=_score)
     # Dedup: cosine similarity against open roadmap items and recently updated tasks, and the
     # window in which the same signal kind and target is one signal.
     semantic_threshold: float = attrs.field(default=0.85, validator=_fraction)
+    # How far back a near-duplicate (by embedding) is looked for.
     semantic_window_days: float = attrs.field(default=30.0, validator=_at_least(0.0))
+    # How long the same signal kind and target count as one signal.
     temporal_window_days: float = attrs.field(default=14.0, validator=_at_least(0.0))
     # Ranking reads the merged pull requests of this many days (from the forge).
     history_days: float = attrs.field(default=90.0, validator=_at_least(0.0))
     # Health: accepted / emitted per window; below the threshold in two consecutive windows
     # (each with at least health_min_emitted proposals) pauses the loop.
     acceptance_threshold: float = attrs.field(default=0.15, validator=_fraction)
+    # The window the acceptance ratio is measured over.
     health_window_days: float = attrs.field(default=7.0, validator=_at_least(1.0))
+    # Proposals the window needs before its ratio can pause the loop.
     health_min_emitted: int = attrs.field(default=3, validator=_at_least(1))
     # Watchdog: no proposal emitted for this long -> auto_improve_watchdog_stalled.
     watchdog_hours: float = attrs.field(default=36.0, validator=_at_least(1.0))

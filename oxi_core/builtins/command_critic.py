@@ -20,10 +20,15 @@ def _tail(text: str, lines: int) -> str:
 
 @attrs.define
 class CommandCritic:
+    # Check commands, each an argv list run in the pull request's tree; all must exit 0 to approve.
     commands: tuple[tuple[str, ...], ...]
+    # Seconds each command may take.
     timeout_s: float = 900.0
+    # Lines of a failing command's output kept as its finding.
     tail_lines: int = 30
+    # Environment variables for the commands (values may be { env = ... }).
     env: Mapping[str, str] = attrs.field(factory=dict)
+    # Variables passed through from oxi's environment (beyond PATH, HOME, ...).
     pass_env: tuple[str, ...] = ()
 
     def judge(self, subject: PullRequestSubject) -> Verdict:

@@ -41,11 +41,18 @@ EX_NOPERM = 77
 
 @attrs.define
 class ExecAgent:
+    # The program and its arguments (never a shell string); it runs in the task's worktree with the
+    # prompt in $OXI_PROMPT and $OXI_PROMPT_FILE.
     argv: tuple[str, ...]
+    # The longest a run may take (at most the engine's agent_timeout_s).
     timeout_s: float = 900.0
+    # The longest it may stay silent once it has spoken.
     stall_timeout_s: float = 300.0
+    # Environment variables for it (values may be { env = ... }).
     env: Mapping[str, str] = attrs.field(factory=dict)
+    # Variables passed through from oxi's environment (beyond PATH, HOME, ...).
     pass_env: tuple[str, ...] = ()
+    # The model name it reports (prices its usage by the rate card when known).
     model: str = "exec"
 
     def version(self) -> str:

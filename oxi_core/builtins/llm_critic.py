@@ -106,7 +106,9 @@ def _finding(item: dict[str, Any]) -> str:
 class LLMCritic:
     """kwargs: ``max_diff_chars`` (the fence's size cap), ``max_tokens`` (the answer's)."""
 
+    # The longest diff sent to the model (longer ones are cut, and say so).
     max_diff_chars: int = 60_000
+    # The longest answer asked for.
     max_tokens: int = 1500
     _context: Any = attrs.field(init=False, default=None, repr=False)
 

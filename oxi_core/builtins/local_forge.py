@@ -53,7 +53,9 @@ def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
 
 @attrs.define
 class LocalForge:
+    # The remote that is a bare repository on this machine.
     remote: str = "origin"
+    # The branch pull requests merge into.
     base: str = "main"
     # Like a hosted repository whose auto-merge setting is off: arming is refused, and the
     # engine waits or merges directly ([engine] auto_merge_fallback).

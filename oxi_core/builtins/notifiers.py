@@ -76,6 +76,7 @@ def event_json(event: Event) -> dict[str, Any]:
 class LogNotifier:
     """Writes each notified event to oxi's structured log."""
 
+    # The log level notified events are written at.
     level: str = "warning"
 
     def notify(self, event: Event) -> None:
@@ -89,8 +90,11 @@ class LogNotifier:
 class WebhookNotifier:
     """POSTs ``{"event": {...}}`` to ``url``; ``headers`` may carry a { env = ... } secret."""
 
+    # Where each event is POSTed as {"event": {...}} (write { env = "NAME" } for a secret URL).
     url: str
+    # Headers sent with it (values may be { env = ... }).
     headers: dict[str, str] = attrs.field(factory=dict)
+    # Seconds a POST may take.
     timeout_s: float = 10.0
 
     def notify(self, event: Event) -> None:

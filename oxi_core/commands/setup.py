@@ -73,7 +73,7 @@ def add_commands(cli: click.Group) -> None:
 
     @cli.group(name="config")
     def config_group() -> None:
-        """Check oxi.toml, and describe every key it takes."""
+        """Check oxi.toml, and list every key it takes."""
 
     @config_group.command(name="check")
     @json_option
@@ -81,6 +81,28 @@ def add_commands(cli: click.Group) -> None:
     def config_check(state: CliState, as_json: bool) -> None:
         """Load oxi.toml, build every plugin, and run the fast offline checks."""
         _check(state.config(), deep=False, as_json=as_json, command="config check")
+
+    @config_group.command(name="schema")
+    @click.option("--markdown", is_flag=True, help="Print docs/configuration.md's text.")
+    @json_option
+    def config_schema(markdown: bool, as_json: bool) -> None:
+        """Every oxi.toml key the installed oxi and plugins take: type, default, meaning."""
+        import attrs
+
+        from oxi_core.registry import get_registry
+        from oxi_core.schema import installed_adapters, schema
+        from oxi_core.schema import markdown as render
+
+        sections = schema(get_registry(), adapters=installed_adapters())
+        if as_json:
+            emit_json("config schema", {"sections": [attrs.asdict(s) for s in sections]})
+        elif markdown:
+            click.echo(render(sections), nl=False)
+        else:
+            for section in sections:
+                click.echo(f"{section.title}  ({section.source})")
+                for key in section.keys:
+                    click.echo(f"  {key.name}: {key.type} = {key.default}  {key.meaning}")
 
     @cli.command(name="doctor")
     @json_option

@@ -122,10 +122,15 @@ class OpenAICompatibleTarget:
     ``{ env = "NAME" }``.
     """
 
+    # The endpoint's root, e.g. http://127.0.0.1:4000/v1.
     base_url: str
+    # The key (write { env = "NAME" }).
     api_key: str | None = attrs.field(default=None, repr=False)
+    # A key per role (critic, heartbeat-triage, ...) when the gateway tracks spend by key.
     role_keys: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    # Seconds a call may take.
     timeout_s: float = 60.0
+    # Seconds to connect.
     connect_timeout_s: float = 5.0
     # Loop -> client: one connection pool per event loop (a client cannot outlive its loop).
     _clients: weakref.WeakKeyDictionary[Any, Any] = attrs.field(

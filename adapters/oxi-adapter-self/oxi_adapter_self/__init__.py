@@ -22,16 +22,26 @@ __all__ = ["SelfAdapter"]
 
 @attrs.frozen
 class SelfAdapter:
+    # The repository's checkout (relative to oxi.toml's folder); it must exist.
     repo_root: Path
+    # The roadmap file, relative to repo_root.
     roadmap: str = "roadmap.md"
+    # oxi's state folder (the ledger, transcripts, worktrees), relative to repo_root.
     state_dir: str = ".oxi"
-    # The seed's dogfood policy: auto-merge on, $20/day, serial dispatch.
+    # The seed's dogfood policy: auto-merge on, $20/day, serial dispatch. Default for [engine]
+    # auto_merge.
     auto_merge: bool = True
+    # Default for [engine] max_concurrent.
     max_concurrent: int = 1
+    # Default for [engine] budget_per_day_usd.
     budget_per_day_usd: float = 20.0
+    # Default for [engine] task_caps_usd.
     task_caps_usd: Mapping[str, float] = attrs.field(factory=lambda: dict(DEFAULT_TASK_CAPS_USD))
+    # Default for [engine] default_task_cap_usd.
     default_task_cap_usd: float = 2.0
+    # Default for [engine] base_branch.
     base_branch: str = "main"
+    # Default for [engine] remote.
     remote: str = "origin"
 
     def paths(self) -> RepoPaths:

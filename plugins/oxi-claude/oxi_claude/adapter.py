@@ -50,23 +50,33 @@ class ClaudeCodeAdapter:
     The cost cap goes to ``--max-budget-usd``, which Claude Code enforces itself.
     """
 
+    # The claude executable (a name on PATH, or a path).
     binary: str = "claude"
+    # The model to ask for; unset: Claude Code's own default (routing.yaml may choose one).
     model: str | None = None
+    # Claude Code's --max-turns.
     max_turns: int | None = attrs.field(default=None, validator=_positive_or_none)
+    # A cap of its own (--max-budget-usd); the engine's per-task cap wins when set.
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive_or_none)
+    # Claude Code's --permission-mode (bypassPermissions needs trust = "high").
     permission_mode: str = attrs.field(
         default="acceptEdits", validator=attrs.validators.in_(PERMISSION_MODES)
     )
+    # Tools allowed without asking (--allowedTools).
     allowed_tools: tuple[str, ...] = ()
+    # Tools refused (--disallowedTools).
     disallowed_tools: tuple[str, ...] = ()
+    # Text appended to Claude Code's system prompt.
     append_system_prompt: str | None = None
     base_url: str | None = None  # sets ANTHROPIC_BASE_URL (a gateway, a scripted server)
     api_key: str | None = attrs.field(default=None, repr=False)  # use { env = "..." }
     # A throwaway HOME (Claude Code keeps transcripts in ~/.claude), made on first use.
     home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
     max_retries: int = 0  # CLAUDE_CODE_MAX_RETRIES: oxi retries whole tasks itself
+    # More environment variables for the CLI (values may be { env = ... }).
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
     pass_env: tuple[str, ...] = ()  # more variables to pass through from oxi's environment
+    # Run every tool call without asking (needs trust = "high").
     dangerously_skip_permissions: bool = False
     _version: str | None = attrs.field(default=None, init=False, repr=False)
 

@@ -83,25 +83,37 @@ def _toml_string(value: str) -> str:
 class CodexCliAdapter:
     """Runs ``codex exec --json`` with its own ``CODEX_HOME`` and a pinned version."""
 
+    # The codex executable (a name on PATH, or a path).
     binary: str = "codex"
+    # The model to ask for (routing.yaml may choose another).
     model: str = DEFAULT_MODEL
+    # The codex version whose --json output oxi was checked against; another version is a setup
+    # error.
     pinned_version: str | None = attrs.field(default=None, validator=_semver)
+    # Codex's sandbox: read-only, workspace-write or danger-full-access (needs trust = "high").
     sandbox: str = attrs.field(default="workspace-write", validator=attrs.validators.in_(SANDBOXES))
     # Default: ~/.oxi/codex-home/<provider>-<hash of settings>; made on first use.
     codex_home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
+    # A model provider of its own (with base_url), e.g. a gateway; unset: OpenAI.
     provider: str | None = attrs.field(default=None, validator=_bare_key)
     base_url: str | None = None  # the provider's Responses API root, e.g. http://host:4000/v1
+    # The environment variable codex reads the provider's key from.
     env_key: str = attrs.field(default=DEFAULT_ENV_KEY, validator=_bare_key)
     api_key: str | None = attrs.field(default=None, repr=False)  # use { env = "..." }
+    # Codex's own stream idle timeout (at most the engine's stall timeout).
     stream_idle_timeout_ms: int | None = attrs.field(default=None, validator=_positive_or_none)
     max_retries: int = 0  # request_max_retries / stream_max_retries: oxi retries tasks itself
+    # A turn limit, if any.
     max_turns: int | None = attrs.field(default=None, validator=_positive_or_none)
     sessions_dir: Path | None = attrs.field(  # default CODEX_HOME/sessions
         default=None, metadata={"created_on_use": True})
     # A throwaway HOME (commands run as `bash -lc`), made on first use.
     home: Path | None = attrs.field(default=None, metadata={"created_on_use": True})
+    # Let codex run outside a git repository.
     skip_git_repo_check: bool = False
+    # More environment variables for the CLI (values may be { env = ... }).
     extra_env: Mapping[str, str] = attrs.field(factory=dict)
+    # Variables passed through from oxi's environment.
     pass_env: tuple[str, ...] = ()
     _version: str | None = attrs.field(default=None, init=False, repr=False)
     _checked: bool = attrs.field(default=False, init=False, repr=False)

@@ -31,6 +31,7 @@ def ticks_to_usd(ticks: Any) -> float | None:
 class GrokTarget(LiteLLMTarget):
     """kwargs: ``api_key`` (an xAI key, or a gateway key), ``base_url``, ``role_keys``."""
 
+    # xAI's API root (or a gateway's).
     base_url: str = XAI_API
 
     target_name: ClassVar[str] = "grok"

@@ -39,8 +39,10 @@ def _base_url(_instance: Any, attribute: attrs.Attribute[Any], value: str | None
 
 @attrs.define
 class NewsletterSource:
+    # Which newsletter: its parser (latent-space, bens-bites, alphasignal).
     publication: str = attrs.field(validator=_known_publication)
     base_url: str | None = attrs.field(default=None, validator=_base_url)  # default: the site
+    # Seconds a request may take.
     timeout_s: float = attrs.field(default=30.0, validator=_positive)
     archive: bool = True  # Substack: also read the archive JSON
     archive_limit: int = attrs.field(default=25, validator=_positive)  # posts per page

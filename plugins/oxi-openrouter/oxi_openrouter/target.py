@@ -42,6 +42,7 @@ class OpenRouterTarget(LiteLLMTarget):
     """kwargs: ``api_key`` (an OpenRouter key, or a gateway key), ``base_url``,
     ``role_keys``."""
 
+    # OpenRouter's API root (or a gateway's).
     base_url: str = OPENROUTER_API
 
     target_name: ClassVar[str] = "openrouter"

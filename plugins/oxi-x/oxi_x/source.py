@@ -67,7 +67,9 @@ class XSource:
 
     argv: tuple[str, ...] = ()  # the operator's X tool; empty: the source is off
     account_list: str = "x"  # the list's name in [auto_improve] accounts
+    # Accounts to read, beside the [auto_improve] list.
     accounts: tuple[str, ...] = attrs.field(default=(), validator=_handles)
+    # Seconds the tool may run.
     timeout_s: float = attrs.field(default=120.0, validator=_positive)
     env: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # secrets: { env = "..." }
     pass_env: tuple[str, ...] = ()  # variables passed through from oxi's environment
