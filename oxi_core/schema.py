@@ -63,8 +63,8 @@ def _own_comments(cls: type[Any]) -> dict[str, str]:
             continue
         if body_indent is None:
             body_indent = match["indent"]
-        if match["indent"] != body_indent:
-            continue
+        if match["indent"] != body_indent or "init=False" in line:
+            continue  # a method's local, or a private field that is not a key
         above: list[str] = []
         for earlier in reversed(lines[:index]):
             stripped = earlier.strip()

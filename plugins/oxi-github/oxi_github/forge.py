@@ -68,14 +68,14 @@ class GitHubForge:
     token: str = attrs.field(default="", repr=False)  # write { env = "NAME" }, never the token
     api_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
     graphql_url: str = ""  # default: beside api_url (/graphql, or /api/graphql for GHES)
-    base: str = "main"
-    remote: str = "origin"
-    label: str = "oxi"
+    base: str = "main"  # the branch pull requests merge into
+    remote: str = "origin"  # the git remote that is this repository on GitHub
+    label: str = "oxi"  # the label on the pull requests oxi opens (how it finds its own)
     merge_queue: str = "auto"  # "auto" (ask GitHub), "on", "off"
     delete_merged_branches: bool = True  # delete a pull request's branch once it merged
-    timeout_s: float = 30.0
-    max_attempts: int = 3
-    backoff_s: float = 1.0
+    timeout_s: float = 30.0  # seconds a request may take
+    max_attempts: int = 3  # tries for a request that failed in transit or with a 5xx
+    backoff_s: float = 1.0  # the first retry's delay (it doubles)
     max_wait_s: float = 10.0  # a secondary rate limit this short is waited out in the call
     # The open pull requests' checks and mergeability (one GraphQL query) are asked again
     # after this long, or at once when the list of them changed.
