@@ -11,6 +11,7 @@ publications read through here; what each makes of a post is its own parser's bu
 from __future__ import annotations
 
 import calendar
+import io
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -78,7 +79,9 @@ def read_feed(fetcher: Fetcher, url: str) -> list[SubstackPost]:
     import feedparser
 
     page = fetcher.get(url)
-    parsed = feedparser.parse(page.body)
+    # A stream, never the bytes themselves: feedparser opens a path or URL it is handed, and a
+    # body is untrusted data.
+    parsed = feedparser.parse(io.BytesIO(page.body))
     problem = parsed.get("bozo_exception")
     if parsed.get("bozo") and type(problem).__name__ not in _BENIGN_FEED_ERRORS:
         raise SourceError(f"the feed at {url} is malformed: {problem}", source=fetcher.source,

@@ -334,3 +334,17 @@ def test_the_constructed_fixtures_carry_the_real_items() -> None:
     for item in real["bens_bites"]:
         assert item["title"] in bens
         assert item["summary"] is None or item["summary"] in bens
+
+
+def test_a_body_naming_a_local_file_or_a_url_is_data_never_opened(
+    site: Site, tmp_path: Path,
+) -> None:
+    """feedparser opens a path or URL it is handed; a feed body must never be taken for one."""
+    local = tmp_path / "local-feed.xml"
+    local.write_bytes(fixture("latent_space_feed.xml"))
+    for body in (str(local), site.url("/elsewhere")):
+        site.put("/feed", body, content_type=RSS)
+        site.put("/elsewhere", fixture("latent_space_feed.xml"), content_type=RSS)
+        with pytest.raises(SourceError, match=r"is malformed|is not an RSS or Atom feed"):
+            latent_space(site, archive=False).fetch(SINCE)
+    assert "/elsewhere" not in site.paths()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -355,3 +356,15 @@ def test_no_accounts_to_follow_fails_the_scan_before_running_the_tool(
     source.bind(_Context(tmp_path, x=("swyx",)))
     assert source.fetch(SINCE_2025) == []
     assert runs(record)[0]["rest"] == ["--since", "2025-07-01T00:00:00Z", "swyx"]
+
+
+def test_fetch_also_works_when_called_inside_a_running_event_loop(
+    tmp_path: Path, tool: Tool,
+) -> None:
+    source = XSource(argv=tool(tmp_path / "runs.jsonl", "print", "twscrape_search.jsonl"),
+                     accounts=("piloly",))
+
+    async def scan() -> list[str]:
+        return [c.metadata["author"] for c in source.fetch(datetime(2026, 7, 1, tzinfo=UTC))]
+
+    assert asyncio.run(scan()) == ["piloly"]
