@@ -173,7 +173,9 @@ def rank(candidates: Sequence[Candidate], corpus: Sequence[CorpusDoc], embed: Em
     fused = rrf_combine([by_bm25, by_vector])
     bm25_rank = {index: position for position, index in enumerate(by_bm25, start=1)}
     vector_rank = {index: position for position, index in enumerate(by_vector, start=1)}
-    best = sorted(fused, key=lambda i: (-fused[i], keys[i]))[:top_k]
-    return [Ranked(candidates[i], position, fused[i], bm25_rank.get(i), vector_rank.get(i),
+    # Candidates neither list holds (an empty corpus, past the vector shortlist) come last.
+    best = sorted(range(len(candidates)), key=lambda i: (-fused.get(i, 0.0), keys[i]))[:top_k]
+    return [Ranked(candidates[i], position, fused.get(i, 0.0), bm25_rank.get(i),
+                   vector_rank.get(i),
                    bm25[i], similarity[i])
             for position, i in enumerate(best, start=1)]

@@ -28,7 +28,7 @@ from oxi_core.auto_improve.emit import build_proposal, digest_path, emit, sectio
 from oxi_core.auto_improve.health import check_health, watchdog
 from oxi_core.auto_improve.judge import ProposalJudge, RubricError
 from oxi_core.auto_improve.modules import fabricated, named_modules
-from oxi_core.auto_improve.ranking import prefilter, rank
+from oxi_core.auto_improve.ranking import MAX_TEXT, prefilter, rank
 from oxi_core.auto_improve.settings import AutoImproveSettings
 from oxi_core.auto_improve.store import Proposal, Status
 from oxi_core.errors import OxiError, SourceError
@@ -186,7 +186,7 @@ def _judge_best(ledger: Ledger, paths: RepoPaths, settings: AutoImproveSettings,
                       f"{settings.max_proposals_per_scan} proposals emitted; the rest wait "
                       "for the next scan", ev.AUTO_IMPROVE_BUDGET_HELD)
                 return
-            vector = tools.embed([candidate.text])[0]
+            vector = tools.embed([candidate.text[:MAX_TEXT]])[0]  # as ranking embedded it
             hit = (identifier_duplicate(ledger, candidate)
                    or temporal_duplicate(ledger, candidate, now, settings.temporal_window_days)
                    or semantic.check(vector))

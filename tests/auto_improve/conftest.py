@@ -46,16 +46,17 @@ def test_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def ai_repo(tmp_path: Path, test_registry: None) -> Callable[..., tuple[TestRepo, OxiConfig]]:
+def ai_repo(tmp_path: Path,
+            test_registry: None) -> Callable[..., tuple[TestRepo, OxiConfig | None]]:
     def make(*, sources: dict[str, dict[str, object]], judge: dict[str, object] | None = None,
              settings: dict[str, object] | None = None,
-             roadmap: str = ROADMAP) -> tuple[TestRepo, OxiConfig]:
+             roadmap: str = ROADMAP, load: bool = True) -> tuple[TestRepo, OxiConfig | None]:
         name = f"repo{len(list(tmp_path.iterdir()))}"
         repo = make_repo(tmp_path, {"roadmap.md": roadmap}, name=name)
         extra = {"sources": sources,
                  "inference": {"gateway": {"type": "scripted_judge", "kwargs": judge or {}}},
                  "auto_improve": settings or {}}
         repo.write("oxi.toml", exec_agent_toml(["true"]) + "\n" + tomli_w.dumps(extra))
-        return repo, load_config(repo.config)
+        return repo, load_config(repo.config) if load else None
 
     return make

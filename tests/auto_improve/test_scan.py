@@ -180,3 +180,24 @@ def test_paused_and_once_per_day_scans_do_nothing(ai_repo: Callable[..., Any]) -
     skipped = events(config, ev.AUTO_IMPROVE_SCAN_SKIPPED)
     assert [s["reason"] for s in skipped] == [again.skipped, paused.skipped]
     assert len(events(config, ev.AUTO_IMPROVE_SOURCE_FETCHED)) == 1
+
+
+def test_a_source_whose_secret_is_missing_fails_alone(ai_repo: Callable[..., Any],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from oxi_core.config import load_config
+
+    monkeypatch.delenv("OXI_TEST_UNSET_FEED_URL", raising=False)
+    with serve(feed_routes(FEED[:1])) as base:
+        repo, _config = ai_repo(
+            sources={"news": {"type": "feed", "kwargs": {"url": f"{base}/feed.json",
+                                                        "name": "news"}},
+                     "private": {"type": "feed", "kwargs": {
+                         "url": {"env": "OXI_TEST_UNSET_FEED_URL"}, "name": "private"}}},
+            judge={"verdicts": VERDICTS}, load=False)
+        config = load_config(repo.config, secrets=False)  # what `oxi auto-improve scan` does
+        report = run_scan(config, config.ledger, now=NOW, embed=bag_embed)
+    assert report.fetched == {"news": 1}
+    [failure] = report.failures
+    assert failure["source"] == "private"
+    assert "OXI_TEST_UNSET_FEED_URL" in failure["reason"]
+    assert [p.id for p in report.emitted] == ["T2-A8"]

@@ -176,3 +176,11 @@ def test_semantic_layer_at_the_threshold() -> None:
         assert index.check(bag_embed(["quantum warp drive"])[0]).against == "T1-A1"
     finally:
         index.close()
+
+
+def test_an_empty_corpus_still_ranks_in_key_order() -> None:
+    from oxi_core.auto_improve.ranking import rank
+
+    found = rank([Candidate("a", "2", "beta"), Candidate("a", "1", "alpha")], [], bag_embed, 15)
+    assert [r.candidate.identifier for r in found] == ["1", "2"]
+    assert [r.rank for r in found] == [1, 2]
