@@ -90,7 +90,7 @@ def bench_rank(count: int, keep: Path | None, runs: int) -> None:
                                                       for d in corpus] + texts)),
         ("BM25 (FTS5, one query)", lambda: ranking.bm25_scores(corpus, candidates)),
         ("vectors, quantized shortlist + exact", lambda: ranking.vector_scores(
-            doc_vectors, cand_vectors, shortlist=300)),
+            doc_vectors, cand_vectors, shortlist=ranking.VECTOR_SHORTLIST)),
         ("vectors, exact for all (baseline)", lambda: ranking.vector_scores(
             doc_vectors, cand_vectors, shortlist=len(cand_vectors))),
     ):
@@ -102,10 +102,20 @@ def bench_rank(count: int, keep: Path | None, runs: int) -> None:
         timings[name] = statistics.median(samples)
         print(f"  {name:<40} {timings[name]:8.3f} s")
     exact = ranking.vector_scores(doc_vectors, cand_vectors, shortlist=len(cand_vectors))
-    short = ranking.vector_scores(doc_vectors, cand_vectors, shortlist=300)
-    best = sorted(exact, key=lambda i: -exact[i])[:15]
-    kept = sum(1 for i in best if i in short)
-    print(f"  exact vector top 15 inside the quantized shortlist: {kept}/15")
+    best = sorted(exact, key=lambda i: -exact[i])
+    for size in (300, ranking.VECTOR_SHORTLIST):
+        short = ranking.vector_scores(doc_vectors, cand_vectors, shortlist=size)
+        print(f"  exact vector top 15 / top 100 inside a quantized shortlist of {size}: "
+              f"{sum(i in short for i in best[:15])}/15, {sum(i in short for i in best[:100])}"
+              "/100")
+    # The same with a corpus six times larger (a repository with many merged PRs).
+    big = list(doc_vectors) * 6
+    for name, size in (("exact for all", len(cand_vectors)),
+                       ("quantized shortlist", ranking.VECTOR_SHORTLIST)):
+        start = time.perf_counter()
+        ranking.vector_scores(big, cand_vectors, shortlist=size)
+        print(f"  vectors against {len(big)} documents, {name:<20} "
+              f"{time.perf_counter() - start:8.3f} s")
     cache.close()
     if keep is None:
         shutil.rmtree(folder, ignore_errors=True)
