@@ -66,7 +66,12 @@ def task_timeline(ledger: Ledger, paths: RepoPaths, task: Task, *,
 
 
 def _new_attempt(number: int, claimed: Event) -> dict[str, Any]:
-    return {"attempt": number, "claimed_at": claimed.ts, "agent": None, "model": None,
+    # The routing.yaml rule that chose the agent and model, and any fallback it took.
+    route: dict[str, Any] = {"rule": claimed.payload.get("route"),
+                             "agent": claimed.payload.get("agent"),
+                             "model": claimed.payload.get("model"), "fallbacks": []}
+    return {"attempt": number, "claimed_at": claimed.ts, "route": route, "agent": None,
+            "model": None,
             "worktree": None, "branch": None, "outcome": "running", "classification": None,
             "reason": "", "cost_usd": 0.0, "cost_source": None, "turns": None,
             "duration_s": None, "pr": None, "critic": [], "transcript": None, "events": []}
@@ -91,6 +96,10 @@ def _apply(attempt: dict[str, Any], event: Event) -> None:
                                   "verdict": payload.get("verdict"),
                                   "reasons": list(payload.get("reasons") or []),
                                   "cost_usd": event.cost_usd})
+    elif event.type == ev.ROUTE_FALLBACK:
+        attempt["route"]["fallbacks"].append({
+            "from": payload.get("from"), "to": payload.get("to"),
+            "model": payload.get("model"), "reason": payload.get("reason")})
     if event.type == ev.PR_OPENED:
         attempt["pr"] = payload.get("pr")
     if event.type in _OUTCOMES:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from click.testing import CliRunner
 
+from oxi_core.cli import cli
 from oxi_core.config import load_config
 from oxi_core.engine.engine import Engine
 from oxi_core.ledger import events as ev
@@ -20,6 +22,7 @@ from oxi_core.testing.anthropic_server import AnthropicServer
 from oxi_core.testing.model_server import ErrorReply, Script, Text, ToolCall
 from oxi_core.testing.openai_server import OpenAIServer
 from oxi_core.testing.repos import make_repo
+from oxi_core.timeline import task_timeline
 from tests.conftest import roadmap
 
 pytestmark = [
@@ -101,3 +104,15 @@ def test_codex_failing_for_its_provider_falls_back_to_claude(tmp_path: Path) -> 
     assert fallback.payload["result"]["classification"] == "RETRYABLE_TRANSIENT"
     [result] = engine.ledger.events(types=[ev.DISPATCH_RESULT], task_id="T2-16")
     assert result.payload["agent"] == "claude"
+    # `oxi task show` names the route, the fallback and the agent and model that ran.
+    [attempt] = task_timeline(engine.ledger, engine.config.paths, task)["attempts"]
+    assert attempt["route"] == {"rule": "doc-tier-2-to-codex", "agent": "codex",
+                                "model": "gpt-5.5", "fallbacks": [{
+                                    "from": "codex", "to": "claude",
+                                    "model": "claude-sonnet-4-5", "reason": "server_error"}]}
+    assert (attempt["agent"], attempt["model"]) == ("claude", "claude-sonnet-4-5")
+    shown = CliRunner().invoke(cli, ["--config", str(engine.config.path), "task", "show",
+                                     "T2-16"])
+    assert "  routed to codex gpt-5.5 by routing.yaml rule doc-tier-2-to-codex" in shown.output
+    assert ("  fell back from codex to claude claude-sonnet-4-5 (server_error)"
+            in shown.output)

@@ -20,7 +20,7 @@ kwargs = {{ argv = {json.dumps(SCRIPTED_AGENT)}, timeout_s = 60 }}
 worker = "worker"
 shadow = "shadow"
 """
-VOLATILE = {"duration_s"}
+VOLATILE = {"duration_s", "transcript"}  # the transcript lives in each repository's .oxi/
 
 
 def primary_results(engine: Engine) -> list[dict[str, object]]:

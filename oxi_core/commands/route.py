@@ -51,6 +51,8 @@ def explain_report(config: OxiConfig, role: str, task: Any) -> dict[str, Any]:
                    "adapter": c.rule.choice.adapter_name, "model": c.rule.choice.model_id,
                    "fallback": [ref.label() for ref in c.rule.choice.fallback_chain]}
                   for c in checks],
+        "dispatch": None,  # what runs, for the worker role
+        "call": None,  # what is called, for the other roles
     }
     if role == "worker":
         route = route_worker(config, task, routing)
@@ -95,12 +97,12 @@ def add_commands(cli: click.Group) -> None:
             verdict = "matches" if rule["matched"] else "no match"
             click.echo(f" {mark} {rule['name']} ({rule['source']}): {verdict}: {rule['reason']}")
             reached = not rule["chosen"]
-        if "dispatch" in report:
+        if report["dispatch"]:
             run = report["dispatch"]
             fallback = ", ".join(run["fallback"]) or "none"
             click.echo(f"dispatch: agent {run['agent']}, model {run['model'] or '(its own)'}, "
                        f"fallback {fallback} [{run['reason']}]")
-        elif "call" in report:
+        elif report["call"]:
             call = report["call"]
             click.echo(f"calls: {', '.join(call['chain']) or 'nothing'} "
                        f"(configured inference targets: {', '.join(call['configured']) or 'none'})")

@@ -131,6 +131,13 @@ def print_timeline(timeline: dict[str, Any]) -> None:
         click.echo(f"attempt {attempt['attempt']} ({attempt['claimed_at'][:19]}): "
                    f"{attempt['outcome']}" + (f": {attempt['reason']}" if attempt["reason"]
                                               else ""))
+        route = attempt["route"]
+        if route["rule"]:
+            click.echo(f"  routed to {route['agent']} {route['model'] or ''} by routing.yaml "
+                       f"rule {route['rule']}".replace("  by", " by"))
+        for fallback in route["fallbacks"]:
+            click.echo(f"  fell back from {fallback['from']} to {fallback['to']} "
+                       f"{fallback['model'] or ''} ({fallback['reason']})".replace("  (", " ("))
         who = " ".join(str(x) for x in (attempt["agent"], attempt["model"]) if x)
         if attempt["classification"]:
             click.echo(f"  agent {who or '?'}: {attempt['classification']}, "
