@@ -260,6 +260,9 @@ class CodexCliAdapter:
         ]
         if self.skip_git_repo_check:
             argv.append("--skip-git-repo-check")
+        # Codex snapshots its login shell's environment (the API key included) into
+        # CODEX_HOME/shell_snapshots and removes it only on a clean shutdown: never take one.
+        argv += ["-c", "features.shell_snapshot=false"]
         idle_ms = self.stream_idle_ms(request)
         if idle_ms is not None:
             argv += ["-c", f"model_providers.{self.provider}.stream_idle_timeout_ms={idle_ms}"]
@@ -383,6 +386,7 @@ class CodexCliAdapter:
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
+            scrub_home(self.resolved_codex_home())
         run = stream.run
         session = None
         thread = run.thread_id or request.resume_session_id
@@ -441,6 +445,21 @@ class CodexCliAdapter:
         if cancel is not None:
             await cancel.wait()
             stop.set()
+
+
+# What codex may leave in CODEX_HOME holding its environment (the API key): removed after
+# every run, whatever the configuration said.
+ENVIRONMENT_DROPPINGS = ("shell_snapshots",)
+
+
+def scrub_home(home: Path) -> None:
+    """Remove what of the agent's environment codex wrote into ``home`` (shell snapshots)."""
+    for name in ENVIRONMENT_DROPPINGS:
+        folder = home / name
+        if folder.is_dir() and not folder.is_symlink():
+            for path in folder.iterdir():
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def known_good_lines() -> list[str]:
