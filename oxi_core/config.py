@@ -245,9 +245,16 @@ def find_config(explicit: Path | None = None, cwd: Path | None = None) -> Path |
         candidate = folder / CONFIG_FILENAME
         if candidate.is_file():
             return candidate
-        if (folder / ".git").exists():
+        if is_work_tree_top(folder):
             break
     return None
+
+
+def is_work_tree_top(folder: Path) -> bool:
+    """``folder`` holds a git repository: a .git folder with a HEAD, or a .git file (a linked
+    worktree). An empty .git folder left by something else is not one."""
+    dot_git = folder / ".git"
+    return dot_git.is_file() or (dot_git / "HEAD").is_file()
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -692,7 +699,7 @@ def default_config_dir(cwd: Path | None = None) -> Path:
     folder. Outside any work tree there is nothing to run on, and nothing is created."""
     here = (cwd or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / ".git").exists():
+        if is_work_tree_top(folder):
             return folder
     raise NotARepository(
         f"no {CONFIG_FILENAME} in {here} or a parent, and it is not inside a git repository",

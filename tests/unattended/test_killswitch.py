@@ -34,6 +34,7 @@ def test_outside_a_repository_every_command_fails_and_creates_nothing(
 ) -> None:
     folder = tmp_path / "not-a-repo"
     folder.mkdir()
+    (tmp_path / ".git").mkdir()  # an empty .git folder above is not a repository
     (folder / "notes.txt").write_text("an operator in the wrong folder\n")
     before = tree(folder)
 
