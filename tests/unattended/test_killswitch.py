@@ -76,7 +76,9 @@ def test_pause_resume_and_status_work_with_a_broken_oxi_toml(repo_factory) -> No
 def test_pause_with_a_broken_oxi_toml_stops_a_running_saturate(repo_factory, oxi) -> None:
     repo = repo_factory(roadmap(("T1-5", "first", "notes"), ("T1-6", "second", "notes"),
                                 ("T1-7", "third", "notes")),
-                        agent_env={"AGENT_SLEEPS": "T1-5=1.5"})
+                        # T1-5 holds the one slot long enough for the pause to land first, even
+                        # on a loaded machine (a pause process may take seconds to start).
+                        agent_env={"AGENT_SLEEPS": "T1-5=8"})
     daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
     wait_for(lambda: events_of(repo, ev.WORKER_STARTED), what="the first agent to start")
     repo.config.write_text("this is not TOML = = =\n")
