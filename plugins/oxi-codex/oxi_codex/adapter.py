@@ -32,6 +32,13 @@ from oxi_codex.events import (
     normalize_usage,
     run_usage,
 )
+from oxi_codex.sandbox import (
+    bubblewrap_on,
+    ensure_helper,
+    helper_folder,
+    sandbox_problem,
+    with_helper_first,
+)
 from oxi_codex.session_file import read_session
 from oxi_core.agentic.callbacks import guarded_callbacks
 from oxi_core.agentic.credentials import credential_fix
@@ -58,6 +65,10 @@ _SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 class CodexFormatDriftError(AgentSetupError):
     """The codex binary is not the version oxi's parser was checked against."""
+
+
+class CodexSandboxError(AgentSetupError):
+    """Codex's sandbox cannot run a command on this host: every command would be refused."""
 
 
 def _bare_key(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -231,10 +242,22 @@ class CodexCliAdapter:
                 f"({problem})",
                 hint="the oxi-codex package is damaged or out of date",
             )
+        ensure_helper(self.binary)
+        env = self.env()
+        refused = sandbox_problem(self.binary, self.sandbox, env)
+        if refused is not None:
+            raise CodexSandboxError(
+                f"codex {found}: its {self.sandbox} sandbox cannot run a command on this host "
+                f"({refused}); the bubblewrap it meets: {bubblewrap_on(env)}",
+                hint="install bubblewrap 0.9 or newer (it has --argv0), or remove the system "
+                "bwrap so codex uses the one it bundles, or allow unprivileged user namespaces; "
+                'kwargs.sandbox = "danger-full-access" (with trust = "high") runs without one',
+            )
         self._checked = True
 
     def validate(self) -> None:
-        """For `oxi config check`: the same checks as before the first run."""
+        """For `oxi config check` and `oxi doctor`: the same checks as before the first run
+        (version pin, parser, a command through the sandbox)."""
         self.check()
 
     # -- building the run -----------------------------------------------------------------
@@ -272,7 +295,8 @@ class CodexCliAdapter:
         return argv
 
     def env(self) -> dict[str, str]:
-        """The allow-listed environment plus CODEX_HOME, HOME and the provider's key."""
+        """The allow-listed environment plus CODEX_HOME, HOME and the provider's key, with
+        oxi's sandbox helper folder first on PATH (oxi_codex.sandbox)."""
         extra = {"CODEX_HOME": str(self.resolved_codex_home())}
         if self.home is not None:
             extra["HOME"] = str(self.home)
@@ -280,7 +304,8 @@ class CodexCliAdapter:
             # a managed provider reads env_key; Codex's built-in OpenAI provider CODEX_API_KEY
             extra[self.env_key if self.provider else "CODEX_API_KEY"] = self.api_key
         extra.update(self.extra_env)
-        return build_env(extra, allow=self.pass_env)
+        return with_helper_first(build_env(extra, allow=self.pass_env),
+                                 helper_folder(self.binary))
 
     # -- running --------------------------------------------------------------------------
 

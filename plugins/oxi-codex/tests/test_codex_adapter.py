@@ -272,6 +272,7 @@ def test_no_pin_accepts_any_version(tmp_path: Path) -> None:
         codex_home=tmp_path / "ch",
         provider="gw",
         base_url="http://h/v1",
+        sandbox="danger-full-access",  # the stand-in has no sandbox to self-test
     )
     adapter.check()
     assert adapter.version() == "1.2.3"
