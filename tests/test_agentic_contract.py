@@ -426,12 +426,13 @@ def test_a_stalled_stream_is_transient_within_the_idle_timeout(contract: Contrac
 
 
 def wrapped(contract: Contract, name: str, before: str, after: str) -> str:
-    """The real CLI run between two shell snippets (``--version`` passes straight through)."""
+    """The real CLI run between two shell snippets (``--version`` and codex's sandbox
+    self-test pass straight through)."""
     found = contract.driver.binary()
     assert found is not None
     wrapper = contract.tmp / f"{name}-{contract.name}"
     wrapper.write_text(
-        f'#!/bin/sh\ncase "$1" in --version) exec "{found}" "$@";; esac\n'
+        f'#!/bin/sh\ncase "$1" in --version|sandbox) exec "{found}" "$@";; esac\n'
         f'{before}\n"{found}" "$@"\nstatus=$?\n{after}\nexit $status\n'
     )
     wrapper.chmod(0o755)
