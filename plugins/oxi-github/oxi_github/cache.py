@@ -13,6 +13,10 @@ from typing import Any
 
 import attrs
 
+# Under the repository's state folder: the forge and the GitHub source share it, so a rate
+# limit one of them met holds for the other (per token).
+SHARED_FILE = ("github", "cache.sqlite")
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, etag TEXT NOT NULL, "
     "body TEXT NOT NULL, link TEXT NOT NULL DEFAULT '')",
@@ -83,3 +87,8 @@ class ResponseCache:
         with self._lock:
             self._conn.execute("DELETE FROM facts WHERE key >= ? AND key < ?",
                                (prefix, prefix + "\uffff"))
+
+
+def shared_cache(state_dir: Path) -> ResponseCache:
+    """The cache the forge and the GitHub source of a repository share."""
+    return ResponseCache(state_dir.joinpath(*SHARED_FILE))

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -49,9 +49,10 @@ class GitHubError(OxiError):
         self.errors = errors or []
         self.method = method
         self.path = path
-        detail = "; ".join(_error_text(e) for e in self.errors if _error_text(e))
+        # The validation errors' own words ("The search is longer than 256 characters.").
+        self.detail = "; ".join(_error_text(e) for e in self.errors if _error_text(e))
         text = f"GitHub answered {status} to {method} {path}: {message}".strip()
-        super().__init__(text + (f" ({detail})" if detail else ""), hint=hint)
+        super().__init__(text + (f" ({self.detail})" if self.detail else ""), hint=hint)
 
 
 class GraphQLError(GitHubError):
@@ -184,25 +185,42 @@ class GitHubClient:
 
     # -- REST -----------------------------------------------------------------------------
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).body
+    def get(self, path: str, params: Mapping[str, Any] | None = None, *,
+            accept: str | None = None, resource: str = "core") -> Any:
+        return self.request("GET", path, params=params, accept=accept, resource=resource).body
 
     def paginate(self, path: str, params: Mapping[str, Any] | None = None, *,
-                 item_key: str | None = None, limit: int | None = None) -> list[Any]:
+                 item_key: str | None = None, limit: int | None = None,
+                 accept: str | None = None, resource: str = "core") -> list[Any]:
         """Every item of a list endpoint, page after page by the `Link` header's next."""
         items: list[Any] = []
-        response = self.request("GET", path, params={"per_page": 100, **(params or {})})
-        while True:
-            page = response.body[item_key] if item_key else response.body
-            items.extend(page)
-            following = response.links.get("next")
-            if not following or (limit is not None and len(items) >= limit):
+        for response in self.pages(path, params, accept=accept, resource=resource):
+            items.extend(response.body[item_key] if item_key else response.body)
+            if limit is not None and len(items) >= limit:
                 break
-            if _origin(following) != self._origin:
-                raise GitHubError(0, f"a Link header points away from {self._origin}: "
-                                     f"{following}", method="GET", path=path)
-            response = self.request("GET", following)
         return items if limit is None else items[:limit]
+
+    def pages(self, path: str, params: Mapping[str, Any] | None = None, *,
+              accept: str | None = None, resource: str = "core") -> Iterator[Response]:
+        """A list endpoint's pages, 100 items each, following the `Link` header's next for
+        as long as the caller keeps asking (stop iterating to stop paying for pages)."""
+        response = self.request("GET", path, params={"per_page": 100, **(params or {})},
+                                accept=accept, resource=resource)
+        while True:
+            yield response
+            following = response.links.get("next")
+            if not following:
+                return
+            response = self.follow(following, accept=accept, resource=resource)
+
+    def follow(self, url: str, *, accept: str | None = None,
+               resource: str = "core") -> Response:
+        """GET a URL a `Link` header gave (next, prev, last), only on the API's own origin:
+        the token is never sent anywhere else."""
+        if _origin(url) != self._origin:
+            raise GitHubError(0, f"a Link header points away from {self._origin}: {url}",
+                              method="GET", path=_path(url))
+        return self.request("GET", url, accept=accept, resource=resource)
 
     def last_known(self, path: str, params: Mapping[str, Any] | None = None, *,
                    item_key: str | None = None) -> list[Any] | None:
@@ -225,13 +243,20 @@ class GitHubClient:
         return url
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json_body: Any = None, resource: str = "core") -> Response:
+                json_body: Any = None, resource: str = "core",
+                accept: str | None = None) -> Response:
+        """One call. ``accept``: a media type instead of the default (the same URL answers
+        another body, so it is part of the cache key); ``resource``: the rate limit it counts
+        against (``core``, ``search``, ``graphql``)."""
         url = self._url(path, params)
-        cache_key = f"{self._identity} {url}" if method == "GET" else None
+        cache_key = (f"{self._identity} {url}" + (f" {accept}" if accept else "")
+                     if method == "GET" else None)
         for attempt in range(1, self.max_attempts + 1):
             self._refuse_if_limited(resource, method, url)
             cached = self.cache.response(cache_key) if cache_key else None
             headers = {"If-None-Match": cached.etag} if cached else {}
+            if accept:
+                headers["Accept"] = accept
             try:
                 answer = self._http.request(method, url, headers=headers, json=json_body,
                                             content=None)
@@ -243,7 +268,10 @@ class GitHubClient:
             self._note_rate(resource, answer.headers)
             if answer.status_code == 304 and cached is not None:
                 self._count(not_modified=1)
-                return Response(304, cached.body, dict(answer.headers), from_cache=True)
+                # A 304 need not repeat the Link header: the pages around are as they were.
+                kept = {"link": cached.link} if cached.link else {}
+                return Response(304, cached.body, {**kept, **answer.headers},
+                                from_cache=True)
             with self._lock:
                 self._stats.by_resource[resource] = self._stats.by_resource.get(resource, 0) + 1
             if answer.status_code in TRANSIENT_STATUSES:
@@ -330,7 +358,7 @@ class GitHubClient:
 
     def _wait_out_secondary(self, resource: str, answer: httpx.Response, attempt: int) -> bool:
         """A short secondary-limit wait is slept through (then the request is tried again)."""
-        block = self.cache.fact(f"blocked:{resource}")
+        block = self.cache.fact(self._block_key(resource))
         if not block or not block.get("secondary") or attempt >= self.max_attempts:
             return False
         wait = float(block["until"]) - self.clock()
@@ -341,25 +369,31 @@ class GitHubClient:
                      secondary=True, wait_s=round(max(wait, 0), 1))
         self._count(retried=1)
         self.sleep(max(wait, 0))
-        self.cache.remember(f"blocked:{resource}", None)
+        self.cache.remember(self._block_key(resource), None)
         return True
 
+    def _block_key(self, resource: str) -> str:
+        # A limit is the token's: the forge and a source sharing one cache file with one token
+        # respect each other's limits, and another token's limit never stops this one.
+        return f"blocked:{self._identity}:{resource}"
+
     def _block(self, resource: str, until: float, *, secondary: bool) -> None:
-        self.cache.remember(f"blocked:{resource}", {"until": until, "secondary": secondary})
+        self.cache.remember(self._block_key(resource),
+                            {"until": until, "secondary": secondary})
 
     def _refuse_if_limited(self, resource: str, method: str, url: str) -> None:
-        block = self.cache.fact(f"blocked:{resource}")
+        block = self.cache.fact(self._block_key(resource))
         if not block:
             return
         if float(block["until"]) <= self.clock():
-            self.cache.remember(f"blocked:{resource}", None)
+            self.cache.remember(self._block_key(resource), None)
             return
         self._count(refused=1)
         raise self._limited_error(resource, method, url, noted=False)
 
     def _limited_error(self, resource: str, method: str, url: str,
                        noted: bool = True) -> RateLimited:
-        block = self.cache.fact(f"blocked:{resource}") or {}
+        block = self.cache.fact(self._block_key(resource)) or {}
         until = float(block.get("until", self.clock() + SECONDARY_DEFAULT_WAIT_S))
         secondary = bool(block.get("secondary"))
         kind = "secondary" if secondary else "primary"
@@ -374,6 +408,8 @@ class GitHubClient:
 
     def _retry_or_raise(self, attempt: int, method: str, url: str, reason: str,
                         status: int | None) -> None:
+        if status is not None and not reason.startswith(str(status)):
+            reason = f"{status} {reason}"
         if attempt >= self.max_attempts:
             self._notice("unavailable", f"{method} {_path(url)} failed {attempt} times: {reason}",
                          method=method, path=_path(url), status=status, attempts=attempt)

@@ -37,10 +37,10 @@ from oxi_core.models import (
 )
 from oxi_core.protocols import PluginContext
 from oxi_github import queries
-from oxi_github.cache import ResponseCache
+from oxi_github.cache import shared_cache
 from oxi_github.client import GitHubClient, GitHubError, GraphQLError
 from oxi_github.git_auth import credential_env
-from oxi_github.token import Token, find_token
+from oxi_github.token import Token, token_for_api
 
 if TYPE_CHECKING:
     from oxi_core.doctor import Finding
@@ -136,23 +136,16 @@ class GitHubForge:
     @property
     def token_value(self) -> Token:
         if self._token is None:
-            from oxi_core.config import secret_origin
-
-            origin = secret_origin(self.token) if self.token else None
-            host = urlsplit(self.api_url).hostname or "github.com"
-            self._token = find_token(
-                configured=self.token or None,
-                configured_origin=origin or "the github forge's `token` kwarg in oxi.toml",
-                host="github.com" if host == "api.github.com" else host)
+            self._token = token_for_api(self.api_url, self.token,
+                                        "the github forge's `token` kwarg in oxi.toml")
         return self._token
 
     @property
     def client(self) -> GitHubClient:
         if self._client is None:
-            cache_path = self.context.paths.state_dir / "github" / "cache.sqlite"
             self._client = GitHubClient(
                 api_url=self.api_url, graphql_url=self.graphql_url or None,
-                token=self.token_value, cache=ResponseCache(cache_path),
+                token=self.token_value, cache=shared_cache(self.context.paths.state_dir),
                 timeout_s=self.timeout_s, max_attempts=self.max_attempts,
                 backoff_s=self.backoff_s, max_wait_s=self.max_wait_s)
         return self._client

@@ -1,4 +1,5 @@
-"""Entry point ``github`` in group ``oxi``: registers the forge type ``github``."""
+"""Entry point ``github`` in group ``oxi``: registers the forge type ``github`` and the
+auto-improve source type ``github``."""
 
 from __future__ import annotations
 
@@ -13,3 +14,10 @@ def register_forges(register: Callable[[str, type[Any]], None]) -> None:
     from oxi_github.forge import GitHubForge
 
     register("github", GitHubForge)
+
+
+@hookimpl
+def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+    from oxi_github.source import GitHubSource
+
+    register("github", GitHubSource)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -49,6 +50,17 @@ def find_token(*, configured: str | None, configured_origin: str, host: str = "g
                  "export GH_TOKEN (docs/runbooks/github.md lists the scopes it needs)")
     register_secret(token.value)
     return token
+
+
+def token_for_api(api_url: str, configured: str, where: str) -> Token:
+    """The token for the API at ``api_url``: ``configured`` (a kwarg, named by where it was
+    read from, else by ``where``), else the environment, else `gh auth token` for that host."""
+    from oxi_core.config import secret_origin
+
+    origin = secret_origin(configured) if configured else None
+    host = urlsplit(api_url).hostname or "github.com"
+    return find_token(configured=configured or None, configured_origin=origin or where,
+                      host="github.com" if host == "api.github.com" else host)
 
 
 def _from_gh_cli(gh: str, host: str, env: Mapping[str, str]) -> Token | None:

@@ -26,4 +26,4 @@ def test_the_runbooks_kwargs_table_lists_every_kwarg_of_the_forge() -> None:
 def test_the_runbook_is_linked_from_the_readme_and_the_runbooks_index() -> None:
     assert "docs/runbooks/github.md" in (ROOT / "README.md").read_text()
     assert "(github.md)" in (ROOT / "docs" / "runbooks" / "README.md").read_text()
-    assert "| `oxi-github` | forge `github` |" in (ROOT / "README.md").read_text()
+    assert "| `oxi-github` | forge `github`; source `github` |" in (ROOT / "README.md").read_text()

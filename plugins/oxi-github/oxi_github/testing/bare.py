@@ -142,8 +142,12 @@ class BareRepository:
         sha_, parents, name, email, date, tree, message = text.split("\0", 6)
         return Commit(sha_, tuple(parents.split()), message.strip(), name, email, date, tree)
 
-    def log(self, ref: str, limit: int = 100) -> list[Commit]:
-        shas = self.out("rev-list", f"--max-count={limit}", ref).split()
+    def log(self, ref: str, limit: int = 100, *, since: str | None = None,
+            until: str | None = None) -> list[Commit]:
+        """Newest first; ``since``/``until`` (ISO 8601) compare the committer date, as
+        GitHub's commits list does."""
+        window = [f"--since={since}"] * bool(since) + [f"--until={until}"] * bool(until)
+        shas = self.out("rev-list", f"--max-count={limit}", *window, ref).split()
         return [self.commit(sha) for sha in shas]
 
     # -- writing ------------------------------------------------------------------------

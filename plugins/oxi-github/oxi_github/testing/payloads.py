@@ -1,12 +1,13 @@
 """REST response bodies as GitHub's OpenAPI description shapes them (schemas `pull-request`,
-`pull-request-simple`, `diff-entry`, `check-run`, `combined-commit-status`, `commit`, ...),
-filled from the loopback's state."""
+`pull-request-simple`, `diff-entry`, `check-run`, `combined-commit-status`, `commit`,
+`repo-search-result-item`, `release`, `stargazer`, ...), filled from the loopback's state."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from oxi_github.testing.bare import Commit, DiffEntry
+from oxi_github.testing.catalogue import CatalogueRepository, ReleaseRecord
 from oxi_github.testing.state import (
     CheckRun,
     CommitStatus,
@@ -242,3 +243,83 @@ def review(review_id: int, body: str, event: str, login: str, number: int, commi
 
 def labels(names: list[str], urls: Urls) -> list[dict[str, Any]]:
     return [_label(name, urls) for name in names]
+
+
+# -- other people's repositories (oxi_github.testing.catalogue) ------------------------------
+
+
+def catalogue_repository(record: CatalogueRepository, urls: Urls) -> dict[str, Any]:
+    """Schema `repo-search-result-item` (less `score`), which `minimal-repository` (an item of
+    GET /orgs/{org}/repos) shares every field oxi reads with."""
+    api = f"{urls.api}/repos/{record.full_name}"
+    web = f"{urls.web}/{record.full_name}"
+    stars = record.stargazers_count
+    return {
+        "id": record.id, "node_id": node_id("Repository", record.id), "name": record.name,
+        "full_name": record.full_name, "owner": user(record.owner, urls), "private": False,
+        "html_url": web, "description": record.description, "fork": record.fork, "url": api,
+        "created_at": record.created_at, "updated_at": record.pushed_at,
+        "pushed_at": record.pushed_at, "homepage": None, "size": 524,
+        "stargazers_count": stars, "watchers_count": stars, "language": record.language,
+        "forks_count": record.forks_count, "open_issues_count": 0,
+        "default_branch": "main", "topics": list(record.topics),
+        "forks_url": f"{api}/forks", "keys_url": f"{api}/keys{{/key_id}}",
+        "collaborators_url": f"{api}/collaborators{{/collaborator}}",
+        "teams_url": f"{api}/teams", "hooks_url": f"{api}/hooks",
+        "issue_events_url": f"{api}/issues/events{{/number}}", "events_url": f"{api}/events",
+        "assignees_url": f"{api}/assignees{{/user}}", "branches_url": f"{api}/branches{{/branch}}",
+        "tags_url": f"{api}/tags", "blobs_url": f"{api}/git/blobs{{/sha}}",
+        "git_tags_url": f"{api}/git/tags{{/sha}}", "git_refs_url": f"{api}/git/refs{{/sha}}",
+        "trees_url": f"{api}/git/trees{{/sha}}", "statuses_url": f"{api}/statuses/{{sha}}",
+        "languages_url": f"{api}/languages", "stargazers_url": f"{api}/stargazers",
+        "contributors_url": f"{api}/contributors", "subscribers_url": f"{api}/subscribers",
+        "subscription_url": f"{api}/subscription", "commits_url": f"{api}/commits{{/sha}}",
+        "git_commits_url": f"{api}/git/commits{{/sha}}",
+        "comments_url": f"{api}/comments{{/number}}",
+        "issue_comment_url": f"{api}/issues/comments{{/number}}",
+        "contents_url": f"{api}/contents/{{+path}}",
+        "compare_url": f"{api}/compare/{{base}}...{{head}}", "merges_url": f"{api}/merges",
+        "archive_url": f"{api}/{{archive_format}}{{/ref}}", "downloads_url": f"{api}/downloads",
+        "issues_url": f"{api}/issues{{/number}}", "pulls_url": f"{api}/pulls{{/number}}",
+        "milestones_url": f"{api}/milestones{{/number}}",
+        "notifications_url": f"{api}/notifications{{?since,all,participating}}",
+        "labels_url": f"{api}/labels{{/name}}", "releases_url": f"{api}/releases{{/id}}",
+        "deployments_url": f"{api}/deployments", "git_url": f"{web}.git",
+        "ssh_url": f"git@{urls.web.split('://', 1)[-1]}:{record.full_name}.git",
+        "clone_url": f"{web}.git", "svn_url": web, "mirror_url": None, "forks": record.forks_count,
+        "open_issues": 0, "watchers": stars, "has_issues": True, "has_projects": True,
+        "has_pages": False, "has_wiki": True, "has_downloads": True, "has_discussions": False,
+        "archived": record.archived, "disabled": False, "visibility": "public",
+        "license": {"key": "mit", "name": "MIT License", "url": f"{urls.api}/licenses/mit",
+                    "spdx_id": "MIT", "node_id": node_id("License", 13),
+                    "html_url": f"{urls.api}/licenses/mit"},
+    }
+
+
+def release(record: ReleaseRecord, repository: CatalogueRepository,
+            urls: Urls) -> dict[str, Any]:
+    """Schema `release`: an item of GET /repos/{owner}/{repo}/releases."""
+    api = f"{urls.api}/repos/{repository.full_name}"
+    web = f"{urls.web}/{repository.full_name}"
+    return {
+        "url": f"{api}/releases/{record.id}",
+        "html_url": f"{web}/releases/tag/{record.tag_name}",
+        "assets_url": f"{api}/releases/{record.id}/assets",
+        "upload_url": f"{urls.web}/uploads/repos/{repository.full_name}/releases/{record.id}"
+                      "/assets{?name,label}",
+        "tarball_url": f"{api}/tarball/{record.tag_name}",
+        "zipball_url": f"{api}/zipball/{record.tag_name}",
+        "id": record.id, "node_id": node_id("Release", record.id), "tag_name": record.tag_name,
+        "target_commitish": record.target_commitish, "name": record.name,
+        "body": record.body, "draft": record.draft, "prerelease": record.prerelease,
+        "immutable": False, "created_at": record.published_at,
+        "published_at": None if record.draft else record.published_at,
+        "updated_at": record.published_at, "author": user(record.author, urls), "assets": [],
+    }
+
+
+def stargazer(starred_at: str, login: str, urls: Urls, *, with_time: bool) -> dict[str, Any]:
+    """An item of GET .../stargazers: `simple-user`, or with the media type
+    application/vnd.github.star+json, `stargazer` ({starred_at, user})."""
+    who = user(login, urls)
+    return {"starred_at": starred_at, "user": who} if with_time else who

@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -33,15 +33,21 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import attrs
 
 from oxi_github.testing import payloads
+from oxi_github.testing.answers import Answer, paged, param
 from oxi_github.testing.bare import BareRepository
+from oxi_github.testing.catalogue import (
+    Catalogue,
+    CatalogueRepository,
+    ReleaseRecord,
+    iso,
+)
+from oxi_github.testing.catalogue_api import CatalogueApi, commits
 from oxi_github.testing.githttp import git_http_backend
 from oxi_github.testing.graphql_api import GraphQLApi
 from oxi_github.testing.state import PullRecord, Refused, RepositoryState, Settings
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_TOKEN = "ghp_loopback0000000000000000000000000000"  # noqa: S105 - a test token
-PER_PAGE_DEFAULT = 30
-PER_PAGE_MAX = 100
 HOUR_S = 3600
 RATE_DOCS = "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"
 SECONDARY_DOCS = ("https://docs.github.com/rest/overview/resources-in-the-rest-api"
@@ -77,6 +83,7 @@ class RateLimit:
     limit: int = 5000
     used: int = 0
     reset: int = 0
+    window_s: int = HOUR_S  # core and graphql: an hour; search: a minute
 
     @property
     def remaining(self) -> int:
@@ -85,20 +92,13 @@ class RateLimit:
     def roll(self, now: float) -> None:
         if now >= self.reset:
             self.used = 0
-            self.reset = int(now) + HOUR_S
+            self.reset = int(now) + self.window_s
 
     def headers(self, resource: str) -> dict[str, str]:
         return {"x-ratelimit-limit": str(self.limit),
                 "x-ratelimit-remaining": str(self.remaining),
                 "x-ratelimit-used": str(self.used), "x-ratelimit-reset": str(self.reset),
                 "x-ratelimit-resource": resource}
-
-
-@attrs.define
-class Answer:
-    status: int
-    body: Any = None  # JSON-able, or bytes sent as they are
-    headers: dict[str, str] = attrs.field(factory=dict)
 
 
 class LoopbackGitHub:
@@ -115,7 +115,11 @@ class LoopbackGitHub:
         self.access = "full"
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
-        self.limits = {"core": RateLimit(), "graphql": RateLimit()}
+        self.limits = {"core": RateLimit(), "graphql": RateLimit(),
+                       "search": RateLimit(limit=30, window_s=60)}
+        # Other people's repositories, for auto-improve's GitHub source (add_repository).
+        self.catalogue = Catalogue(root / "catalogue")
+        self.catalogue_api = CatalogueApi(self.catalogue, lambda: self.urls)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids = iter(range(5000, 10**9))
@@ -228,6 +232,28 @@ class LoopbackGitHub:
             return [attrs.evolve(p) for p in sorted(self.state.pulls.values(),
                                                       key=lambda p: p.number)]
 
+    def add_repository(self, full_name: str, *, description: str | None = None,
+                       topics: Sequence[str] = (), stars: Iterable[datetime] = (),
+                       commits: Sequence[datetime] = (),
+                       releases: Sequence[Mapping[str, Any]] = (), language: str = "Python",
+                       archived: bool = False, fork: bool = False,
+                       created_at: datetime | None = None,
+                       pushed_at: datetime | None = None) -> CatalogueRepository:
+        """Someone else's repository, as an auto-improve source finds it: its commits (real
+        ones, at these times), a star at each of ``stars``, ``releases`` (dicts with
+        `tag_name`, `published_at` (a datetime) and optionally `name`, `body`,
+        `prerelease`, `draft`), listed under its owner (an organisation) and found by
+        search. ``pushed_at`` defaults to the last commit's time."""
+        with self.state.lock:
+            records = [ReleaseRecord(id=self.next_id(), **{
+                **release, "published_at": iso(release["published_at"])}) for release in releases]
+            extra = {key: iso(value) for key, value in (("created_at", created_at),
+                                                         ("pushed_at", pushed_at)) if value}
+            return self.catalogue.add(
+                self.next_id(), full_name, commits=commits, stars=stars, releases=records,
+                description=description, topics=list(topics), language=language,
+                archived=archived, fork=fork, **extra)
+
     def fail(self, kind: str = "status", *, match: str = "", times: int = 1, status: int = 500,
              retry_after: int | None = None) -> None:
         """Script the next ``times`` matching requests: a status (5xx), malformed JSON, a
@@ -272,7 +298,8 @@ class LoopbackGitHub:
     def handle_api(self, method: str, path: str, query: dict[str, list[str]],
                    headers: Mapping[str, str], body: bytes) -> tuple[Answer, str, bool]:
         """(answer, resource, counted) for one REST or GraphQL request."""
-        resource = "graphql" if path == "/api/graphql" else "core"
+        resource = ("graphql" if path == "/api/graphql" else
+                    "search" if path.startswith("/api/v3/search/") else "core")
         with self.state.lock:
             limit = self.limits[resource]
             limit.roll(time.time())
@@ -292,7 +319,8 @@ class LoopbackGitHub:
                 answer = self._graphql(body)
             else:
                 with self.state.lock:
-                    answer = self._rest(method, path.removeprefix("/api/v3"), query, body)
+                    answer = self._rest(method, path.removeprefix("/api/v3"), query, body,
+                                        headers)
         except Refused as refused:
             error: dict[str, Any] = {"message": refused.message}
             if refused.errors is not None:
@@ -373,10 +401,14 @@ class LoopbackGitHub:
 
     # -- REST -----------------------------------------------------------------------------
 
-    def _rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Answer:
+    def _rest(self, method: str, path: str, query: dict[str, list[str]], body: bytes,
+              headers: Mapping[str, str]) -> Answer:
         repo_prefix = f"/repos/{self.owner}/{self.name}"
         if path == "/rate_limit":
             return Answer(200, self._rate_limit_body())
+        elsewhere = self.catalogue_api.route(method, path, query, headers)
+        if elsewhere is not None:
+            return elsewhere
         if not path.startswith(repo_prefix) or self.access == "none":
             raise Refused(404, "Not Found", documentation_url="https://docs.github.com/rest")
         rest = path[len(repo_prefix):]
@@ -427,30 +459,12 @@ class LoopbackGitHub:
 
     def _page(self, items: list[Any], query: Mapping[str, list[str]], path: str) -> Answer:
         """One page of ``items`` with GitHub's Link header (per_page default 30, max 100)."""
-        per_page = min(int(_param(query, "per_page") or PER_PAGE_DEFAULT), PER_PAGE_MAX)
-        page = max(1, int(_param(query, "page") or 1))
-        last = max(1, math.ceil(len(items) / per_page))
-        chosen = items[(page - 1) * per_page: page * per_page]
-        links = []
-
-        def link(number: int, rel: str) -> str:
-            params = {k: v[0] for k, v in query.items() if k not in ("page", "per_page")}
-            params.update({"per_page": str(per_page), "page": str(number)})
-            return f'<{self.api_url}{path}?{urlencode(params)}>; rel="{rel}"'
-
-        if page > 1:
-            links.append(link(page - 1, "prev"))
-        if page < last:
-            links += [link(page + 1, "next"), link(last, "last")]
-        if page > 1:
-            links.append(link(1, "first"))
-        headers = {"Link": ", ".join(links)} if links else {}
-        return Answer(200, chosen, headers)
+        return paged(items, query, self.api_url + path)
 
     def _list_pulls(self, query: dict[str, list[str]], _payload: Any) -> Answer:
-        wanted = _param(query, "state") or "open"
-        head = _param(query, "head")
-        base = _param(query, "base")
+        wanted = param(query, "state") or "open"
+        head = param(query, "head")
+        base = param(query, "base")
         chosen = [p for p in sorted(self.state.pulls.values(), key=lambda p: p.number,
                                     reverse=True)
                   if (wanted == "all" or p.state == wanted)
@@ -560,9 +574,8 @@ class LoopbackGitHub:
         return Answer(200, payloads.combined_status(self.state, self._resolve(ref), self.urls))
 
     def _commits(self, query: dict[str, list[str]], _payload: Any) -> Answer:
-        ref = _param(query, "sha") or self.state.base_branch
-        commits = [payloads.commit(c, self.urls) for c in self.repo.log(self._resolve(ref))]
-        return self._page(commits, query, f"/repos/{self.full_name}/commits")
+        return commits(self.repo, query, f"{self.api_url}/repos/{self.full_name}/commits",
+                       self.urls)
 
     def _delete_branch(self, _query: Any, _payload: Any, branch: str) -> Answer:
         if not self.repo.delete_branch(branch) or branch == self.state.base_branch:
@@ -591,11 +604,6 @@ class LoopbackGitHub:
             with self.state.lock:
                 self.state.settle()  # pull requests follow their pushed branches
         return Answer(answer.status, answer.body, dict(answer.headers))
-
-
-def _param(query: Mapping[str, list[str]], name: str) -> str | None:
-    values = query.get(name)
-    return values[0] if values else None
 
 
 def _encode(body: Any) -> bytes:
