@@ -37,6 +37,7 @@ from oxi_core.errors import (
 from oxi_core.ledger import events as ev
 from oxi_core.models import (
     Classification,
+    Event,
     PullRequest,
     PullRequestSubject,
     Verdict,
@@ -183,6 +184,8 @@ class Worker:
                 await self._hook_failed_requeue(task, tree.path, branch, created.output_tail,
                                                 "after_create")
                 return
+        if await self._resume_delivery(task, tree.path, branch, fresh):
+            return
         before = await self._hook("before_run", tree.path)
         if not before.ok:
             await self._hook_failed_requeue(task, tree.path, branch, before.output_tail,
@@ -492,11 +495,50 @@ class Worker:
         pushed = await asyncio.to_thread(git.out, ["rev-parse", "HEAD"], path)
         await asyncio.to_thread(self._push, path, branch)
         # The head oxi delivered: a pull request whose head moves after this was pushed to by
-        # someone else, and what the critic approved is not what would merge.
+        # someone else, and what the critic approved is not what would merge. Should opening
+        # the pull request fail, the next attempt resumes from here (_resume_delivery).
         self.ledger.update_task(task.id, event_type=ev.BRANCH_PUSHED,
                                 payload={"branch": branch, "files": list(changed),
-                                         "head": pushed},
+                                         "head": pushed, "attempt": task.attempts},
                                 files_touched=files)
+        await self._open_pr_and_review(task, path, branch)
+
+    def _undelivered_push(self, task: Task) -> Event | None:
+        """The branch an earlier attempt pushed whose pull request was never opened (opening it
+        failed, or the supervisor died in between), if nothing has happened to the task since
+        that calls for new work: no result recorded after it, no pull request, no change to
+        its roadmap item."""
+        if task.pr_number is not None:
+            return None
+        found = self.ledger.events(types=[ev.BRANCH_PUSHED], task_id=task.id,
+                                   newest_first=True, limit=1)
+        if not found:
+            return None
+        since = self.ledger.events(
+            types=[ev.DISPATCH_RESULT, ev.PR_OPENED, ev.TASK_REOPENED, ev.TASK_UPDATED,
+                   ev.PR_CONFLICTED], task_id=task.id, after_id=found[0].id, limit=1)
+        return None if since else found[0]
+
+    async def _resume_delivery(self, task: Task, path: Any, branch: str, fresh: bool) -> bool:
+        """Deliver the work an earlier attempt pushed, without running the agent again (it
+        was paid for): push again (a no-op when the remote has it; the branch back when it was
+        deleted), open the pull request, review. False when there is nothing to resume, or the
+        worktree's head is not the pushed one (then the attempt runs as usual)."""
+        pushed = None if fresh else self._undelivered_push(task)
+        if pushed is None:
+            return False
+        head = await asyncio.to_thread(git.out, ["rev-parse", "HEAD"], path)
+        if head != pushed.payload.get("head"):
+            return False
+        self._phase = "delivering"
+        self.engine.record(ev.DELIVERY_RESUMED, task_id=task.id, payload={
+            "branch": branch, "head": head, "attempt": task.attempts,
+            "pushed_by_attempt": pushed.payload.get("attempt")})
+        await asyncio.to_thread(self._push, path, branch)
+        await self._open_pr_and_review(self.task(), path, branch)
+        return True
+
+    async def _open_pr_and_review(self, task: Task, path: Any, branch: str) -> None:
         forge = self.config.forge
         pr = await asyncio.to_thread(
             forge.open_pr, task_id=task.id, branch=branch, title=f"{task.id}: {task.title}",

@@ -33,6 +33,9 @@ RETRY_SCHEDULED: Final = "retry_scheduled"
 TASK_FAILED: Final = "task_failed"
 TASK_RETRY_REQUESTED: Final = "task_retry_requested"
 BRANCH_PUSHED: Final = "branch_pushed"
+# A pushed branch whose pull request could not be opened, delivered by the next attempt
+# without running the agent again.
+DELIVERY_RESUMED: Final = "delivery_resumed"
 BUDGET_UNDERCOUNT: Final = "budget_undercount"
 TASK_CAP_EXCEEDED: Final = "task_cap_exceeded"
 

@@ -15,6 +15,7 @@ from github_fixtures import PASSING_CRITIC, GitHubRepo, roadmap
 from oxi_core.builtins.notifiers import NOTIFY_EVENT_TYPES
 from oxi_core.config import load_config
 from oxi_core.engine.engine import Engine, TickReport
+from oxi_core.engine.worktrees import branch_name
 from oxi_core.ledger import events as ev
 from oxi_core.models import Event
 from oxi_core.tasks import TaskStatus
@@ -237,3 +238,31 @@ def test_roadmap_items_are_pruned_from_what_github_merged(
 
 
 
+
+
+def test_a_pull_request_github_failed_to_open_is_opened_next_tick_without_a_second_run(
+    github_repo: Callable[..., GitHubRepo],
+) -> None:
+    # One try per request, so GitHub's one 502 fails the call that opens the pull request,
+    # after the branch was pushed: the agent's work is on GitHub, its pull request is not.
+    repo = github_repo(critic=PASSING_CRITIC, forge={"max_attempts": 1})
+    repo.hub.fail("status", match=r"^POST /api/v3/repos/octo-org/demo/pulls$", status=502)
+    engine = engine_for(repo)
+    branch = branch_name("T1-1", "say hello")
+
+    tick(engine)
+    assert status(engine) is TaskStatus.RETRYING
+    assert repo.hub.pulls() == [] and repo.hub.repo.branch_sha(branch)
+    time.sleep(0.3)  # the retry's backoff (retry_base_s 0.05)
+    tick(engine)
+
+    (pull,) = repo.hub.pulls()
+    assert pull.head == branch and status(engine) is TaskStatus.MERGED
+    assert len(events(engine, ev.WORKER_STARTED)) == 1  # the agent ran (and was paid) once
+    assert len(events(engine, ev.DISPATCH_RESULT)) == 1
+    (resumed,) = events(engine, ev.DELIVERY_RESUMED)
+    (pushed,) = events(engine, ev.BRANCH_PUSHED)
+    assert resumed.payload["head"] == pushed.payload["head"] == pull.head_sha
+    assert (resumed.payload["attempt"], resumed.payload["pushed_by_attempt"]) == (2, 1)
+    assert repo.hub.repo.out("show", f"{pull.merge_commit_sha}:notes/T1-1.txt") == (
+        "T1-1 was here")
