@@ -1,8 +1,8 @@
 """The ``exec`` agent: runs a configured argv in the worktree as the worker.
 
-The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE``, the task id in
-``$OXI_TASK_ID``, and the run's dollar cap (the per-task cap for its model) in
-``$OXI_MAX_COST_USD``: the agent must stay within it. Exit 0 is success,
+The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE`` (removed when the
+run ends: prompt_files), the task id in ``$OXI_TASK_ID``, and the run's dollar cap (the per-task
+cap for its model) in ``$OXI_MAX_COST_USD``: the agent must stay within it. Exit 0 is success,
 exit 75 (EX_TEMPFAIL) a transient failure worth retrying, exit 77 (EX_NOPERM) credentials the
 agent's provider refused (a setup error: the engine pauses), anything else a failure. A stdout
 line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
@@ -11,9 +11,7 @@ line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -31,6 +29,7 @@ from oxi_core.agentic.types import (
     DispatchResult,
     Usage,
 )
+from oxi_core.builtins.prompt_files import prompt_file
 from oxi_core.config import secret_origin
 from oxi_core.log import get_logger
 from oxi_core.models import Classification
@@ -88,10 +87,9 @@ class ExecAgent:
                 last_text.append(str(event.data.get("text", "")))
             emit(event)
 
-        with tempfile.TemporaryDirectory(prefix="oxi-prompt-") as folder:
-            prompt_file = Path(folder) / "prompt.md"
-            prompt_file.write_text(request.prompt, encoding="utf-8")
-            given = {"OXI_PROMPT": request.prompt, "OXI_PROMPT_FILE": str(prompt_file),
+        # Removed when the run ends; one a killed supervisor left goes with the next run.
+        with prompt_file(request.prompt) as prompt_path:
+            given = {"OXI_PROMPT": request.prompt, "OXI_PROMPT_FILE": str(prompt_path),
                      "OXI_TASK_ID": request.task_id}
             if request.max_cost_usd is not None:
                 given["OXI_MAX_COST_USD"] = f"{request.max_cost_usd:g}"
