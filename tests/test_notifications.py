@@ -107,7 +107,11 @@ def test_pause_holds_and_skips_reach_the_notifiers_and_routine_progress_does_not
     assert receiver.types() == ["engine_paused"]
     assert receiver.events[0]["payload"]["reason"] == "deploying"
     assert receiver.events[0]["payload"]["by"] == "operator"
-    assert run_oxi(["resume"], cwd=repo.root, env=env).returncode == 0
+    resumed = run_oxi(["resume", "--json"], cwd=repo.root, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["notified"] == "ok"
+    assert receiver.types() == ["engine_paused", "engine_resumed"]
+    assert receiver.events[1]["payload"]["by"] == "operator"
 
     ticked = run_oxi(["tick"], cwd=repo.root, env=env)
 
@@ -115,9 +119,9 @@ def test_pause_holds_and_skips_reach_the_notifiers_and_routine_progress_does_not
     assert ticked.stdout.splitlines()[0] == (
         "oxi tick: dispatched T1-5, merged T1-5, held T1-7, skipped T1-6")
     assert "  T1-6 skipped: the title says danger: never dispatched here" in ticked.stdout
-    wait_for(lambda: len(receiver.events) >= 3, what="the notifications")
-    assert receiver.types() == ["engine_paused", "task_skipped", "task_held"]
-    skipped, held = receiver.events[1:]
+    wait_for(lambda: len(receiver.events) >= 4, what="the notifications")
+    assert receiver.types() == ["engine_paused", "engine_resumed", "task_skipped", "task_held"]
+    skipped, held = receiver.events[2:]
     assert (skipped["task_id"], skipped["payload"]["gate"]) == ("T1-6", "words")
     assert (held["task_id"], held["payload"]["asked_by"]) == ("T1-7", "title")
     status = json.loads(run_oxi(["status", "--json"], cwd=repo.root, env=env).stdout)
@@ -125,7 +129,7 @@ def test_pause_holds_and_skips_reach_the_notifiers_and_routine_progress_does_not
 
     # Skipped is for good: more ticks leave it alone, and say nothing more.
     assert run_oxi(["tick"], cwd=repo.root, env=env).returncode == 0
-    assert len(events_of(repo, ev.TASK_SKIPPED)) == 1 and len(receiver.events) == 3
+    assert len(events_of(repo, ev.TASK_SKIPPED)) == 1 and len(receiver.events) == 4
     # Until an operator plans it again.
     retried = run_oxi(["task", "retry", "T1-6"], cwd=repo.root, env=env)
     assert retried.returncode == 0, retried.stderr

@@ -23,6 +23,7 @@ NOTIFY_EVENT_TYPES = frozenset(
     {
         # the engine stopped, or cannot go on as configured
         "engine_paused",
+        "engine_resumed",
         "daily_budget_reached",
         "phase_failed",
         "config_reload_failed",

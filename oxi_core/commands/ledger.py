@@ -176,11 +176,15 @@ def add_commands(cli: click.Group) -> None:
         if was_paused:
             ledger.state_set(PAUSED_KEY, None, event_type=ev.ENGINE_RESUMED,
                              payload={"by": "operator"})
+        # As for the pause: recorded first, then the notifiers (a broken one never stops it).
+        notified = _notify_last(state, ev.ENGINE_RESUMED) if was_paused else "not paused"
         if as_json:
             emit_json("resume", {"paused": False, "was_paused": was_paused,
-                                 "ledger": str(ledger.path)})
+                                 "ledger": str(ledger.path), "notified": notified})
             return
         click.echo("resumed" if was_paused else "not paused; nothing to resume")
+        if notified not in ("ok", "not paused"):
+            click.echo(f"oxi: warning: notifiers not reached: {notified}", err=True)
 
 
 def _notify_last(state: CliState, event_type: str) -> str:

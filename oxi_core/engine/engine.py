@@ -216,7 +216,7 @@ class Engine:
         self.routes: dict[str, WorkerRoute] = {}  # the route each claimed task was given
         self.host = this_host()
         self.supervisor_pid, self.supervisor_started_at = supervisor_identity()
-        self.stop_dispatching = False
+        self.stop_dispatching = False  # set once, by a stopping saturate (SIGTERM, budget)
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
         self.roadmap: Roadmap | None = None
@@ -702,12 +702,14 @@ class Engine:
             return self._remote_view
 
     def pause(self, reason: str) -> None:
-        """The killswitch, thrown by the engine itself (`oxi resume` undoes it)."""
+        """The killswitch, thrown by the engine itself (`oxi resume` undoes it). Only the
+        ledger holds it: every tick reads it, so a running `oxi saturate` dispatches again
+        as soon as `oxi resume` (another process) clears it. (``stop_dispatching`` is for
+        stopping this process for good, and is never cleared.)"""
         if not self.paused():
             self.ledger.state_set(PAUSED_KEY, self.ledger.now_iso(), event_type=ev.ENGINE_PAUSED,
                                   payload={"reason": reason, "by": "engine"})
             self.notify_last(ev.ENGINE_PAUSED, None)
-        self.stop_dispatching = True
 
     def paused(self) -> bool:
         return self.ledger.state_get(PAUSED_KEY) is not None

@@ -18,6 +18,8 @@ Switches for the unattended tests (all optional; without them the behaviour abov
   AGENT_CHILD=1         start a child in the same process group that sleeps as long, and
                         write its pid to $AGENT_PID_DIR/<id>.child (an orphan to be reaped)
   AGENT_REPORT_FIRST=1  print the result line (with its cost) before failing (T1-2)
+  AGENT_REFUSED_WHILE=PATH  while PATH exists, exit 77 (EX_NOPERM: the credentials were
+                        refused) before doing anything; removing it is the operator's fix
 The per-task dollar cap oxi passes ($OXI_MAX_COST_USD) is appended to $PROMPT_LOG/<id>.cap.
 """
 
@@ -32,6 +34,10 @@ import time
 from pathlib import Path
 
 task_id = os.environ["OXI_TASK_ID"]
+refused_while = os.environ.get("AGENT_REFUSED_WHILE")
+if refused_while and Path(refused_while).exists():
+    print("401 Unauthorized: invalid api key", file=sys.stderr)
+    sys.exit(77)
 prompt = Path(os.environ["OXI_PROMPT_FILE"]).read_text()
 log_dir = os.environ.get("PROMPT_LOG")
 if log_dir:

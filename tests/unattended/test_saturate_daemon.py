@@ -196,3 +196,31 @@ def test_pause_and_resume_are_respected_by_saturate_and_tick(repo_factory, oxi) 
     assert [e.type for e in events_of(repo)[paused_at:]] == [ev.TASK_INGESTED]
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0, daemon.stderr
+
+
+def test_a_saturate_that_paused_itself_dispatches_again_after_oxi_resume(
+    repo_factory, oxi, tmp_path
+) -> None:
+    # The agent's key is refused (an exec agent exiting 77) until the operator fixes it.
+    refused = tmp_path / "key-refused"
+    refused.write_text("")
+    repo = repo_factory(roadmap(("T1-5", "first", "notes"), ("T1-6", "second", "notes")),
+                        agent_env={"AGENT_REFUSED_WHILE": str(refused)})
+    daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
+    (paused,) = wait_for(lambda: events_of(repo, ev.ENGINE_PAUSED), timeout=90,
+                         what="saturate to pause itself on the refused key")
+    assert paused.payload["by"] == "engine" and "credentials" in paused.payload["reason"]
+    assert statuses(repo) == {"T1-5": "planned", "T1-6": "planned"}
+
+    refused.unlink()  # the operator fixes the key, then resumes from another process
+    resumed = run_oxi(["resume"], cwd=repo.root)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert ev.ENGINE_RESUMED in resumed.stderr  # the log notifier heard of it
+    wait_for(lambda: statuses(repo) == {"T1-5": "merged", "T1-6": "merged"}, timeout=120,
+             what="both tasks to merge without restarting saturate")
+    assert daemon.proc.poll() is None
+    assert len(events_of(repo, ev.SATURATE_STARTED)) == 1
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.stderr
+
