@@ -64,6 +64,7 @@ cli.add_command(AliasGroup(
 
 
 from oxi_core.commands import auto_improve as _auto_improve  # noqa: E402  (defined after cli)
+from oxi_core.commands import dashboard as _dashboard  # noqa: E402
 from oxi_core.commands import ledger as _ledger  # noqa: E402
 from oxi_core.commands import loop as _loop  # noqa: E402
 from oxi_core.commands import roadmap as _roadmap  # noqa: E402
@@ -80,6 +81,7 @@ _roadmap.add_commands(cli)
 _auto_improve.add_commands(cli)
 _route.add_commands(cli)
 _worktree.add_commands(cli)
+_dashboard.add_commands(cli)
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ whether the operator's checkout lags the branch oxi merges into."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ from oxi_core.git import behind_and_ahead
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import isoformat, parse_ts, utcnow
-from oxi_core.tasks import TaskStatus
+from oxi_core.tasks import Task, TaskStatus
 
 
 def _age_s(ts: str | None, now: datetime) -> float | None:
-    return None if ts is None else round((now - parse_ts(ts)).total_seconds(), 1)
+    try:
+        return None if ts is None else round((now - parse_ts(ts)).total_seconds(), 1)
+    except (TypeError, ValueError):  # a damaged row: no age rather than no report
+        return None
 
 
 @attrs.frozen
@@ -52,33 +56,10 @@ def local_base_note(base: BaseBranch) -> dict[str, Any] | None:
 def status_report(ledger: Ledger, *, now: datetime | None = None, recent: int = 10,
                   base: BaseBranch | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    paused = ledger.state_get("paused") is not None
-    day_start = isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
     tasks = ledger.tasks()
     counts: dict[str, int] = {}
     for task in tasks:
         counts[str(task.status)] = counts.get(str(task.status), 0) + 1
-    in_flight = []
-    for task in tasks:
-        if task.status is not TaskStatus.DISPATCHED:
-            continue
-        in_flight.append({
-            "task": task.id,
-            "title": task.title,
-            "agent": task.agent,
-            "model": task.model,
-            "host": task.worker_host,
-            "pid": task.worker_pid,
-            "supervisor_pid": task.supervisor_pid,
-            "attempt": task.attempts,
-            "started": _claimed_at(ledger, task.id),
-            "last_event": task.last_event,
-            "last_event_age_s": _age_s(task.last_progress_at, now),
-            "session_id": task.session_id,
-            "turns": task.turns,
-            "tokens": task.tokens,
-            "cost_usd": round(task.cost_usd, 6),
-        })
     retrying = [
         {"task": t.id, "attempt": t.attempts, "due": t.retry_due_at, "last_error": t.last_error}
         for t in tasks if t.status is TaskStatus.RETRYING
@@ -91,21 +72,56 @@ def status_report(ledger: Ledger, *, now: datetime | None = None, recent: int = 
              "last_error": t.last_error}
             for t in tasks
         ],
-        "in_flight": in_flight,
+        "in_flight": in_flight(ledger, tasks, now),
         "retrying": retrying,
         "held": [{"task": t.id, "reason": t.held_reason} for t in tasks
                  if t.status is TaskStatus.HELD],
-        "cost_today_usd": round(ledger.spend_since(day_start), 6),
-        "cost_total_usd": round(ledger.total_spend(), 6),
-        "paused": paused,
-        "paused_reason": _paused_reason(ledger) if paused else None,
-        "forge_requests": forge_requests(ledger, day_start),
+        **spend(ledger, now),
+        **pause_state(ledger),
+        "forge_requests": forge_requests(ledger, day_start(now)),
         "local_base_behind": local_base_note(base) if base is not None else None,
         "recent_events": [
             {"id": e.id, "ts": e.ts, "type": e.type, "task": e.task_id, "cost_usd": e.cost_usd}
             for e in ledger.events(newest_first=True, limit=recent)
         ],
     }
+
+
+def day_start(now: datetime) -> str:
+    return isoformat(now.replace(hour=0, minute=0, second=0, microsecond=0))
+
+
+def in_flight(ledger: Ledger, tasks: Iterable[Task], now: datetime) -> list[dict[str, Any]]:
+    """The dispatched ones among ``tasks``: who runs them where, since when, and the agent's
+    last sign of life (the heartbeat)."""
+    return [{
+        "task": task.id,
+        "title": task.title,
+        "agent": task.agent,
+        "model": task.model,
+        "host": task.worker_host,
+        "pid": task.worker_pid,
+        "supervisor_pid": task.supervisor_pid,
+        "attempt": task.attempts,
+        "started": _claimed_at(ledger, task.id),
+        "last_event": task.last_event,
+        "last_event_age_s": _age_s(task.last_progress_at, now),
+        "session_id": task.session_id,
+        "turns": task.turns,
+        "tokens": task.tokens,
+        "cost_usd": round(task.cost_usd, 6),
+    } for task in tasks if task.status is TaskStatus.DISPATCHED]
+
+
+def spend(ledger: Ledger, now: datetime) -> dict[str, float]:
+    return {"cost_today_usd": round(ledger.spend_since(day_start(now)), 6),
+            "cost_total_usd": round(ledger.total_spend(), 6)}
+
+
+def pause_state(ledger: Ledger) -> dict[str, Any]:
+    """The killswitch, and who threw it why."""
+    paused = ledger.state_get("paused") is not None
+    return {"paused": paused, "paused_reason": _paused_reason(ledger) if paused else None}
 
 
 def _claimed_at(ledger: Ledger, task_id: str) -> str | None:

@@ -44,7 +44,7 @@ def task_timeline(ledger: Ledger, paths: RepoPaths, task: Task, *,
                                    event)
             attempts.append(current)
         if current is None:
-            before.append(_brief(event))
+            before.append(brief_event(event))
             continue
         _apply(current, event)
     row = task_row(task)
@@ -80,7 +80,7 @@ def _new_attempt(number: int, claimed: Event) -> dict[str, Any]:
 def _apply(attempt: dict[str, Any], event: Event) -> None:
     payload = event.payload
     attempt["cost_usd"] = round(attempt["cost_usd"] + event.cost_usd, 6)
-    attempt["events"].append(_brief(event))
+    attempt["events"].append(brief_event(event))
     if event.type in (ev.WORKTREE_CREATED, ev.WORKTREE_REUSED):
         attempt["worktree"], attempt["branch"] = payload.get("path"), payload.get("branch")
     elif event.type == ev.DISPATCH_RESULT:
@@ -109,10 +109,16 @@ def _apply(attempt: dict[str, Any], event: Event) -> None:
             attempt["reason"] = str(why)
 
 
-def _brief(event: Event) -> dict[str, Any]:
+def brief_event(event: Event) -> dict[str, Any]:
     """An event in a line: enough to read the story, the ledger keeps the rest."""
     payload = event.payload
-    detail = next((str(payload[key]) for key in ("reason", "error", "verdict", "to", "pr", "path")
+    detail = next((str(payload[key]) for key in DETAIL_KEYS
                    if payload.get(key) not in (None, "")), "")
-    return {"id": event.id, "ts": event.ts, "type": event.type, "cost_usd": event.cost_usd,
-            "detail": detail[:200]}
+    return {"id": event.id, "ts": event.ts, "type": event.type, "task": event.task_id,
+            "cost_usd": event.cost_usd, "detail": detail[:200]}
+
+
+# The payload keys that say most about an event, in order; a payload a reader could not parse
+# shows what it holds.
+DETAIL_KEYS = ("reason", "error", "verdict", "to", "pr", "path", "message", "title",
+               "unreadable_payload", "oversized_payload")

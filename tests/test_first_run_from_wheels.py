@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SECTION = "## Using oxi on your repository"
 # What a daemon line would start; the first run stops before it.
-LONG_RUNNING = ("saturate",)
+LONG_RUNNING = ("saturate", "dashboard")  # they serve until stopped
 
 AGENT_SCRIPT = """\
 #!/bin/sh
@@ -143,6 +143,13 @@ def test_readme_first_run_from_built_wheels_merges_a_pull_request(tmp_path: Path
     assert outputs["oxi tick"].startswith("oxi tick: dispatched T1-1, merged T1-1")
     assert repo.origin_file("notes/T1-1.txt") == "T1-1 done\n"
     assert "T1-1: Write the first note" in repo.origin_log()[0]
+    # The dashboard's stylesheet and script are in the wheel (package data, not only .py).
+    site = tmp_path / "site"
+    run(["oxi", "dashboard", "--export", str(site)], cwd=repo.root, env=env)
+    assert "T1-1" in (site / "tasks" / "T1-1.html").read_text()
+    assert (site / "assets" / "dashboard.css").stat().st_size > 1000
+    run(["python", "-c", "from oxi_core.dashboard.app import asset; "
+                         "assert b'liveUrl' in asset('dashboard.js')"], cwd=repo.root, env=env)
 
 
 def test_every_distribution_depends_on_oxi_engine_with_bounds_and_no_doc_installs_bare_oxi(

@@ -85,6 +85,8 @@ def argv_for(command: str, repos: dict[str, Path]) -> tuple[list[str], Path]:
         "ledger restore": (["ledger", "restore", str(base / "copy.db"), "--force"], work),
         "init": (["init"], repos["fresh"]),
         "roadmap prune": (["roadmap", "prune", "--dry-run"], work),
+        # Serving runs until stopped (tests/dashboard covers it); the export prints the same.
+        "dashboard": (["dashboard", "--export", str(base / "site")], work),
     }
     return special.get(command, (command.split(), work))
 

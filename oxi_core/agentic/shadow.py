@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,24 +139,44 @@ def shadow_report(ledger: Ledger, *, pairs: int = REPORT_PAIRS) -> dict[str, Any
     events = ledger.events(types=[ev.AGENTIC_SHADOW_OBSERVED], newest_first=True,
                            limit=pairs * 2)
     by_pair: dict[str, dict[str, Any]] = {}
+    unreadable = 0
     for event in events:
-        pair = by_pair.setdefault(event.payload["pair_id"], {
-            "pair_id": event.payload["pair_id"], "task": event.task_id, "ts": event.ts,
-            "shape_match": event.payload["shape_match"],
-            "cost_delta_usd": event.payload["cost_delta_usd"]})
-        pair[event.payload["role"]] = {
-            "agent": event.payload["agent"],
-            "classification": event.payload["result"]["classification"],
-            "cost_usd": event.payload["result"]["cost_usd"],
-            "files": event.payload["files"],
-        }
+        side = _side(event.payload)
+        if side is None:
+            unreadable += 1  # damaged or written by hand: counted, never fatal
+            continue
+        pair_id, role, match, delta, seen = side
+        pair = by_pair.setdefault(pair_id, {
+            "pair_id": pair_id, "task": event.task_id, "ts": event.ts,
+            "shape_match": match, "cost_delta_usd": delta})
+        pair[role] = seen
     complete = [p for p in by_pair.values() if "primary" in p and "shadow" in p][:pairs]
     agreed = sum(1 for p in complete if p["shape_match"])
     return {
         "pairs": complete,
         "count": len(complete),
+        "unreadable_events": unreadable,
         "agreement_rate": round(agreed / len(complete), 4) if complete else None,
         "cost_delta_usd": round(sum(p["cost_delta_usd"] for p in complete), 6),
         "primary_cost_usd": round(sum(p["primary"]["cost_usd"] for p in complete), 6),
         "shadow_cost_usd": round(sum(p["shadow"]["cost_usd"] for p in complete), 6),
     }
+
+
+def _side(payload: Mapping[str, Any]) -> tuple[str, str, bool, float, dict[str, Any]] | None:
+    """One side of a pair as the report reads it, or None when the payload is not one."""
+    result = payload.get("result")
+    try:
+        pair_id, role = str(payload["pair_id"]), str(payload["role"])
+        match, delta = payload["shape_match"], float(payload["cost_delta_usd"])
+        seen = {"agent": payload.get("agent"),
+                "classification": result.get("classification") if isinstance(result, dict)
+                else None,
+                "cost_usd": float(result.get("cost_usd") or 0.0) if isinstance(result, dict)
+                else 0.0,
+                "files": list(payload.get("files") or [])}
+    except (KeyError, TypeError, ValueError):
+        return None
+    if role not in ("primary", "shadow") or not isinstance(match, bool):
+        return None
+    return pair_id, role, match, delta, seen

@@ -18,6 +18,7 @@ from oxi_core.auto_improve.scan import Embed, ScanReport, ScanTools, scan
 from oxi_core.models import InferenceResult, utcnow
 
 if TYPE_CHECKING:
+    from oxi_core.auto_improve.settings import AutoImproveSettings
     from oxi_core.config import OxiConfig
     from oxi_core.ledger import Ledger
 
@@ -39,6 +40,31 @@ def spent_today(ledger: Ledger) -> float:
     from oxi_core.inference.calls import role_spend_today
 
     return sum(role_spend_today(ledger, role) for role in ROLES)
+
+
+def status_report(ledger: Ledger, settings: AutoImproveSettings,
+                  sources: Sequence[str]) -> dict[str, Any]:
+    """`oxi auto-improve status` (and the dashboard's panel): paused or not, the last scan and
+    its digest, acceptance per health window, staged proposals, today's spend and cap."""
+    from oxi_core.auto_improve import store
+    from oxi_core.auto_improve.health import paused_reason, windows
+    from oxi_core.ledger import events as ev
+
+    recent, previous = windows(ledger, ledger.now(), settings)
+    last_scan = store.last_event(ledger, ev.AUTO_IMPROVE_SCAN_FINISHED)
+    last_emitted = store.last_event(ledger, ev.EXTERNAL_PROPOSAL_EMITTED)
+    return {
+        "paused": paused_reason(ledger),
+        "last_scan": last_scan[0] if last_scan else None,
+        "last_digest": last_scan[1].get("digest") if last_scan else None,
+        "last_emitted": last_emitted[0] if last_emitted else None,
+        "staged": len(store.proposals(ledger, [store.ProposalStatus.STAGED])),
+        "acceptance": [recent.as_json(), previous.as_json()],
+        "acceptance_threshold": settings.acceptance_threshold,
+        "spent_today_usd": round(spent_today(ledger), 6),
+        "daily_cap_usd": settings.daily_cap_usd,
+        "sources": list(sources),
+    }
 
 
 def build_judge(config: OxiConfig, ledger: Ledger) -> ProposalJudge:

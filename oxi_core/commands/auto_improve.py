@@ -4,7 +4,7 @@ Imports only click here: the scan's model, numpy and sqlite-vec load inside ``sc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -65,28 +65,12 @@ def add_commands(cli: click.Group) -> None:
     @pass_state
     def status_command(state: CliState, as_json: bool) -> None:
         """Paused or not, the last scan, acceptance per window, staged proposals, spend."""
-        from oxi_core.auto_improve import store
-        from oxi_core.auto_improve.health import paused_reason, windows
-        from oxi_core.auto_improve.service import spent_today
-        from oxi_core.ledger import events as ev
+        from oxi_core.auto_improve.service import status_report
 
         config, ledger = _open(state)
         settings = config.auto_improve
-        recent, previous = windows(ledger, ledger.now(), settings)
-        last_scan = store.last_event(ledger, ev.AUTO_IMPROVE_SCAN_FINISHED)
-        last_emitted = store.last_event(ledger, ev.EXTERNAL_PROPOSAL_EMITTED)
-        report: dict[str, Any] = {
-            "paused": paused_reason(ledger),
-            "last_scan": last_scan[0] if last_scan else None,
-            "last_digest": last_scan[1].get("digest") if last_scan else None,
-            "last_emitted": last_emitted[0] if last_emitted else None,
-            "staged": len(store.proposals(ledger, [store.ProposalStatus.STAGED])),
-            "acceptance": [recent.as_json(), previous.as_json()],
-            "acceptance_threshold": settings.acceptance_threshold,
-            "spent_today_usd": round(spent_today(ledger), 6),
-            "daily_cap_usd": settings.daily_cap_usd,
-            "sources": list(settings.sources or sorted(config.instances["sources"])),
-        }
+        report = status_report(ledger, settings, settings.sources
+                               or sorted(config.instances["sources"]))
         if as_json:
             emit_json("auto-improve status", report)
             return
@@ -94,10 +78,10 @@ def add_commands(cli: click.Group) -> None:
         click.echo(f"sources:   {', '.join(report['sources']) or 'none configured'}")
         click.echo(f"last scan: {report['last_scan'] or 'never'}")
         click.echo(f"staged:    {report['staged']} proposal(s)")
-        for window in (recent, previous):
-            ratio = "n/a" if window.ratio is None else f"{window.ratio:.2f}"
-            click.echo(f"accepted:  {window.accepted}/{window.emitted} ({ratio}) "
-                       f"{window.start[:10]}..{window.end[:10]}")
+        for window in report["acceptance"]:
+            ratio = "n/a" if window["ratio"] is None else f"{window['ratio']:.2f}"
+            click.echo(f"accepted:  {window['accepted']}/{window['emitted']} ({ratio}) "
+                       f"{window['start'][:10]}..{window['end'][:10]}")
         click.echo(f"spend:     ${report['spent_today_usd']:.4f} of "
                    f"${settings.daily_cap_usd:.2f} today")
 

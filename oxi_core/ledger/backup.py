@@ -23,7 +23,7 @@ BACKUPS_FOLDER = "backups"
 
 def open_read_only(path: Path) -> Any:
     """A connection that can neither write nor create ``path`` (nor switch its journal)."""
-    return driver.sqlite_module().connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    return driver.connect_read_only(path)
 
 
 def copy_database(source: Any, dest: Path) -> None:

@@ -11,6 +11,7 @@ import functools
 import importlib
 import sys
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +51,18 @@ def connect(path: str, *, timeout_s: float = 30.0) -> Any:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def connect_read_only(path: Path, *, timeout_s: float = 30.0) -> Any:
+    """A connection that can neither write nor create ``path`` nor switch its journal
+    (SQLite's ``mode=ro`` URI, and ``query_only`` besides). Reading a WAL ledger still maps its
+    ``-shm`` index, as every reader does; the database and its ``-wal`` are never written."""
+    conn = sqlite_module().connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                   timeout=timeout_s, isolation_level=None,
+                                   check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     return conn
 
 
