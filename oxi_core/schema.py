@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -198,18 +199,35 @@ def markdown(sections: Iterable[Section]) -> str:
         "",
     ]
     for section in sections:
-        out += [f"## `{section.title}`", "", f"From `{section.source}`."]
-        if section.summary:
-            out[-1] += f" {section.summary}"
+        out += [f"## `{section.title}`", ""]
+        intro = f"From `{section.source}`." + (f" {_prose(section.summary)}"
+                                              if section.summary else "")
+        out += textwrap.wrap(intro, 100, break_long_words=False, break_on_hyphens=False)
         out.append("")
         if section.keys:
             out += ["| key | type | default | meaning |", "|---|---|---|---|"]
-            out += [f"| `{k.name}` | `{k.type}` | `{k.default}` | {k.meaning} |".replace(
-                "`unset`", "unset").replace("`required`", "required") for k in section.keys]
+            out += [f"| `{k.name}` | `{_cell(k.type)}` | `{_cell(k.default)}` | "
+                    f"{_cell(_prose(k.meaning))} |".replace("`unset`", "unset").replace(
+                        "`required`", "required") for k in section.keys]
         else:
             out.append("No keys.")
         out.append("")
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    """Text for a table cell: a `|` (even inside a code span) would end the cell on GitHub."""
+    return text.replace("|", "\\|")
+
+
+_URL = re.compile(r"(?<![`<(])\b(https?://[^\s`|]*[^\s`|.,;:)])")
+_ANGLED = re.compile(r"<([^<>`]+)>")
+
+
+def _prose(text: str) -> str:
+    """A comment as Markdown text: URLs are examples, not links (code), and <words> are
+    placeholders, not HTML tags."""
+    return _ANGLED.sub(r"&lt;\1&gt;", _URL.sub(r"`\1`", text))
 
 
 def repository_distributions(root: Path) -> list[str]:

@@ -265,7 +265,7 @@ def test_every_type_a_plugin_receives_is_documented_field_by_field() -> None:
     block = _block(DOC.read_text(encoding="utf-8"), "<!-- types:", "<!-- end types -->")
     documented: dict[str, list[str]] = {}
     texts: dict[str, str] = {}
-    for section in re.split(r"^#### ", block, flags=re.MULTILINE)[1:]:
+    for section in re.split(r"^### ", block, flags=re.MULTILINE)[1:]:
         dotted = re.match(r"`([\w.]+)`", section)
         assert dotted is not None, section[:80]
         documented[dotted[1]] = re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE)
