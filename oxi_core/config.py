@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-import cattrs.v
-from cattrs.gen import make_dict_structure_fn
 
 from oxi_core.auto_improve.settings import AutoImproveSettings
 from oxi_core.errors import ConfigError, NotARepository
 from oxi_core.hookspecs import KIND_HOOKS
 from oxi_core.log import redact_text, register_secret
+from oxi_core.plain_structure import UNSURE, structure_plain
 from oxi_core.policy import Policy, RepoPaths
 from oxi_core.protocols import RepositoryAdapter
 
 if TYPE_CHECKING:
+    import cattrs
+
     from oxi_core.ledger import Ledger
     from oxi_core.registry import Registry
 
@@ -416,6 +416,19 @@ _ARRAY_ORIGINS = frozenset({
 })
 
 
+def _cattrs() -> Any:
+    """cattrs, imported when a value is not plain or is wrong (oxi_core/plain_structure.py)."""
+    import cattrs
+    import cattrs.v
+
+    return cattrs
+
+
+def _structuring_errors() -> tuple[type[Exception], ...]:
+    """What structuring raises for a bad value (evaluated only when something was raised)."""
+    return (_cattrs().BaseValidationError, TypeError, ValueError, KeyError)
+
+
 def _refuse_strings_as_arrays(converter: cattrs.Converter) -> None:
     generating: set[Any] = set()  # types whose default hook is being fetched right now
 
@@ -442,31 +455,56 @@ def _refuse_strings_as_arrays(converter: cattrs.Converter) -> None:
     converter.register_structure_hook_factory(is_array, factory)
 
 
-def make_converter(base_dir: Path) -> cattrs.Converter:
-    """A converter that checks types strictly and resolves Paths against ``base_dir``."""
-    converter = cattrs.Converter(forbid_extra_keys=True)
-    converter.register_structure_hook(str, _strict(str, "a string"))
-    converter.register_structure_hook(int, _strict(int, "an integer"))
-    converter.register_structure_hook(float, _strict(float, "a number"))
-    converter.register_structure_hook(bool, _strict(bool, "true or false"))
+class Structurer:
+    """Structures oxi.toml values strictly, resolving Paths against ``base_dir``: plain values
+    directly (oxi_core/plain_structure.py), anything else, and every value of the wrong shape,
+    through a cattrs converter built on first need (which words the error)."""
 
-    def path_hook(value: Any, _type: Any) -> Path:
-        if not isinstance(value, str):
-            raise _Expected(f"expected a path string, got {_describe(value)}")
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else (base_dir / path).resolve()
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
 
-    converter.register_structure_hook(Path, path_hook)
-    _refuse_strings_as_arrays(converter)
-    # Keys are the names __init__ takes (attrs strips a private field's underscore), which is
-    # also what structure_kwargs checks unknown keys against.
-    converter.register_structure_hook_factory(
-        attrs.has,
-        lambda cls: make_dict_structure_fn(
-            cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_use_alias=True
-        ),
-    )
-    return converter
+    def resolve_path(self, value: str) -> Path:
+        try:
+            path = Path(value).expanduser()
+        except RuntimeError as error:  # "~nobody/...": no such user
+            raise _Expected(f"cannot expand {value!r}: {error}") from error
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def structure(self, value: Any, type_: Any) -> Any:
+        found = structure_plain(value, type_, self.resolve_path)
+        return self.converter.structure(value, type_) if found is UNSURE else found
+
+    @cached_property
+    def converter(self) -> cattrs.Converter:
+        from cattrs.gen import make_dict_structure_fn
+
+        converter: cattrs.Converter = _cattrs().Converter(forbid_extra_keys=True)
+        converter.register_structure_hook(str, _strict(str, "a string"))
+        converter.register_structure_hook(int, _strict(int, "an integer"))
+        converter.register_structure_hook(float, _strict(float, "a number"))
+        converter.register_structure_hook(bool, _strict(bool, "true or false"))
+
+        def path_hook(value: Any, _type: Any) -> Path:
+            if not isinstance(value, str):
+                raise _Expected(f"expected a path string, got {_describe(value)}")
+            return self.resolve_path(value)
+
+        converter.register_structure_hook(Path, path_hook)
+        _refuse_strings_as_arrays(converter)
+        # Keys are the names __init__ takes (attrs strips a private field's underscore), which
+        # is also what structure_kwargs checks unknown keys against.
+        converter.register_structure_hook_factory(
+            attrs.has,
+            lambda cls: make_dict_structure_fn(
+                cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_use_alias=True
+            ),
+        )
+        return converter
+
+
+def make_converter(base_dir: Path) -> Structurer:
+    """What checks oxi.toml's values strictly and resolves Paths against ``base_dir``."""
+    return Structurer(base_dir)
 
 
 _AT_PATH = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
@@ -475,7 +513,8 @@ _AT_PATH = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
 def _format_exception(error: BaseException, type_: Any) -> str:
     if isinstance(error, _Expected):
         return str(error)
-    return cattrs.v.format_exception(error, type_)
+    message: str = _cattrs().v.format_exception(error, type_)
+    return message
 
 
 def _validator_failure(error: BaseException) -> tuple[str, str] | None:
@@ -485,7 +524,7 @@ def _validator_failure(error: BaseException) -> tuple[str, str] | None:
     ):
         return error.args[1].alias or error.args[1].name, str(error.args[0])
     if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str) and (
-        not isinstance(error, cattrs.BaseValidationError)
+        not isinstance(error, _cattrs().BaseValidationError)
     ):
         # A hand-written validator: its message names the field; the key is not known.
         match = re.match(r"(?P<name>[A-Za-z_]\w*) ", error.args[0])
@@ -506,6 +545,7 @@ def _config_error(
         name, message = validator
         return ConfigError(redact_text(message), file=file, table=table,
                            key=f"{key_prefix}{name}" if name else key_prefix.rstrip(".") or None)
+    cattrs = _cattrs()
     messages = (
         cattrs.transform_error(error, format_exception=_format_exception)
         if isinstance(error, cattrs.BaseValidationError)
@@ -525,7 +565,7 @@ def _config_error(
 
 
 def structure_kwargs(
-    cls: type[Any], kwargs: Mapping[str, Any], *, converter: cattrs.Converter,
+    cls: type[Any], kwargs: Mapping[str, Any], *, converter: Structurer,
     file: str | None, table: str, key_prefix: str = "",
 ) -> Any:
     """Build ``cls`` from kwargs: attrs classes through cattrs, others by their signature.
@@ -545,7 +585,7 @@ def structure_kwargs(
         _resolve_annotations(cls, file=file, table=table)
         try:
             return converter.structure(dict(kwargs), cls)
-        except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
+        except _structuring_errors() as error:
             raise _config_error(error, file=file, table=table, key_prefix=key_prefix) from error
     signature = inspect.signature(cls)
     hints = _resolve_annotations(cls, file=file, table=table)
@@ -561,7 +601,7 @@ def structure_kwargs(
         hint = hints.get(name)
         try:
             arguments[name] = value if hint is None else converter.structure(value, hint)
-        except (cattrs.BaseValidationError, TypeError, ValueError) as error:
+        except _structuring_errors()[:3] as error:
             raise _config_error(error, file=file, table=table,
                                 key_prefix=f"{key_prefix}{name}") from error
     for name, parameter in parameters.items():
@@ -708,7 +748,7 @@ def default_config_dir(cwd: Path | None = None) -> Path:
 
 
 def load_adapter(
-    data: Mapping[str, Any], *, converter: cattrs.Converter, file: str | None, config_dir: Path
+    data: Mapping[str, Any], *, converter: Structurer, file: str | None, config_dir: Path
 ) -> tuple[RepositoryAdapter, RepoPaths]:
     """The repository adapter and its paths: all that finding the ledger needs (no plugins)."""
     for table in data:
@@ -740,7 +780,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def _load_adapter(
-    table: Any, *, converter: cattrs.Converter, file: str | None, config_dir: Path
+    table: Any, *, converter: Structurer, file: str | None, config_dir: Path
 ) -> RepositoryAdapter:
     if table is None:
         return _adapter_from_entry_points(config_dir, file)
@@ -806,7 +846,7 @@ def _adapter_from_entry_points(config_dir: Path, file: str | None) -> Repository
 
 
 def _load_policy(
-    base: Policy, table: Mapping[str, Any], converter: cattrs.Converter, file: str | None
+    base: Policy, table: Mapping[str, Any], converter: Structurer, file: str | None
 ) -> Policy:
     allowed = {field.name for field in attrs.fields(Policy)}
     for key in table:
@@ -816,8 +856,8 @@ def _load_policy(
                               file=file, table="engine", key=key)
     merged = {**attrs.asdict(base), **table}
     try:
-        policy = converter.structure(merged, Policy)
-    except (cattrs.BaseValidationError, TypeError) as error:
+        policy = converter.structure(merged, Policy) if table else base
+    except _structuring_errors()[:2] as error:
         raise _config_error(error, file=file, table="engine") from error
     if policy.max_concurrent < 1:
         raise ConfigError("expected at least 1", file=file, table="engine", key="max_concurrent")
@@ -903,7 +943,7 @@ def _instance_specs(
 
 
 def _build(
-    spec: InstanceSpec, registry: Registry, converter: cattrs.Converter, file: str | None,
+    spec: InstanceSpec, registry: Registry, converter: Structurer, file: str | None,
     context: RuntimeContext,
 ) -> Any:
     registration = registry.get(spec.kind, spec.type)
@@ -1016,7 +1056,7 @@ def _resolve_roles(
 
 
 def _load_auto_improve(
-    table: Mapping[str, Any], converter: cattrs.Converter, file: str | None, *,
+    table: Mapping[str, Any], converter: Structurer, file: str | None, *,
     configured_sources: Mapping[str, InstanceSpec],
 ) -> AutoImproveSettings:
     settings: AutoImproveSettings = structure_kwargs(
@@ -1032,7 +1072,7 @@ def _load_auto_improve(
 
 
 def _load_worktree(
-    table: Mapping[str, Any], converter: cattrs.Converter, file: str | None
+    table: Mapping[str, Any], converter: Structurer, file: str | None
 ) -> WorktreeSettings:
     unknown = sorted(set(table) - {"hooks"})
     if unknown:

@@ -257,6 +257,20 @@ def check_roadmap(config: OxiConfig) -> Iterator[Finding]:
                               "add items shaped **T1-1 · title** (docs/roadmap-format.md)")
 
 
+@check("plugins")
+def check_plugins(config: OxiConfig) -> Iterator[Finding]:
+    """Every installed plugin loads, those oxi.toml does not use included (a command imports
+    only what it uses, so a broken one would otherwise surface when first configured)."""
+    from oxi_core.registry import get_registry
+
+    registry = get_registry()
+    registry.load_all()
+    for failure in registry.failures:
+        yield Finding.warning(
+            f"plugin {failure.name} ({failure.distribution} {failure.version})", failure.error,
+            f"reinstall {failure.distribution}, or uninstall it if you do not use it")
+
+
 @check("roles")
 def check_roles(config: OxiConfig) -> Iterator[Finding]:
     if config.roles.worker is None:

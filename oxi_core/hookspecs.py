@@ -29,37 +29,39 @@ hookimpl = pluggy.HookimplMarker("oxi")
 
 
 @hookspec
-def register_agents(register: Callable[[str, type[AgenticAdapter]], None]) -> None:
+def register_agents(register: Callable[[str, type[AgenticAdapter] | str], None]) -> None:
     """Register agentic adapters (classes implementing ``oxi_core.AgenticAdapter``)."""
 
 
 @hookspec
-def register_inference_targets(register: Callable[[str, type[InferenceTarget]], None]) -> None:
+def register_inference_targets(
+    register: Callable[[str, type[InferenceTarget] | str], None],
+) -> None:
     """Register inference targets (classes implementing ``oxi_core.InferenceTarget``)."""
 
 
 @hookspec
-def register_sources(register: Callable[[str, type[Source]], None]) -> None:
+def register_sources(register: Callable[[str, type[Source] | str], None]) -> None:
     """Register auto-improve sources (classes implementing ``oxi_core.Source``)."""
 
 
 @hookspec
-def register_gates(register: Callable[[str, type[Gate]], None]) -> None:
+def register_gates(register: Callable[[str, type[Gate] | str], None]) -> None:
     """Register dispatch gates (classes implementing ``oxi_core.Gate``)."""
 
 
 @hookspec
-def register_judges(register: Callable[[str, type[Judge]], None]) -> None:
+def register_judges(register: Callable[[str, type[Judge] | str], None]) -> None:
     """Register judges and critics (classes implementing ``oxi_core.Judge``)."""
 
 
 @hookspec
-def register_notifiers(register: Callable[[str, type[Notifier]], None]) -> None:
+def register_notifiers(register: Callable[[str, type[Notifier] | str], None]) -> None:
     """Register notifiers (classes implementing ``oxi_core.Notifier``)."""
 
 
 @hookspec
-def register_forges(register: Callable[[str, type[Forge]], None]) -> None:
+def register_forges(register: Callable[[str, type[Forge] | str], None]) -> None:
     """Register code hosts (classes implementing ``oxi_core.Forge``)."""
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
-import logging
 import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, TextIO
-
-# structlog is imported inside configure() and get_logger(): with rich installed it costs about
-# 250 ms, and the ledger (every append) needs only redact_text() from this module.
 
 # A bare ``sk-`` key starts a token: "task-state-machine-docs" (a branch slug) is not a key.
 # A JSON or repr() escape (\n, \t, \u00e9) just before the key counts as a token start too,
@@ -146,14 +144,71 @@ def _redact_rendered(as_json: bool) -> Any:
     return processor
 
 
+# structlog is imported only when a line is logged: with rich installed, importing it costs more
+# than the rest of an idle `oxi tick` (structlog imports its console renderer, which imports
+# rich, and structlog.stdlib, which imports asyncio). configure() records what to set up;
+# the first line logged applies it. A tick that logs nothing never imports structlog.
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "exception": 40,
+           "critical": 50, "fatal": 50}
+# Each worker's context (task id, session id), merged into every line it logs.
+_context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "oxi_log_context", default=MappingProxyType({}))
+
+
+class _Settings:
+    def __init__(self, level: str, stream: TextIO | None, json_lines: bool | None) -> None:
+        self.level = level
+        self.threshold = logging_level(level)
+        self.stream = stream
+        self.json_lines = json_lines
+
+
+_settings: _Settings | None = None  # the last configure(); None: structlog's own defaults
+_applied: _Settings | None = None  # what structlog is configured with
+
+
+def logging_level(level: str) -> int:
+    """The number of a level name (``info`` -> 20); an unknown name is a clear error."""
+    try:
+        return _LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; expected one of "
+                         f"{', '.join(sorted(set(_LEVELS) - {'warn', 'fatal', 'exception'}))}"
+                         ) from None
+
+
+def bind_contextvars(**values: Any) -> None:
+    """Add ``values`` to every line logged from this context on (an asyncio task, a thread
+    started from it): a worker binds its task id once."""
+    _context.set({**_context.get(), **values})
+
+
+def _merge_context(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in _context.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
 def configure(
     *, level: str = "info", stream: TextIO | None = None, json_lines: bool | None = None
 ) -> None:
-    """Console output when the stream is a terminal, JSON lines otherwise (services, CI)."""
+    """Console output when the stream is a terminal, JSON lines otherwise (services, CI).
+
+    Applied when the first line is logged (at once if structlog is already in use)."""
+    global _settings
+    _settings = _Settings(level, stream, json_lines)
+    if "structlog" in sys.modules:
+        _apply(_settings)
+
+
+def _apply(settings: _Settings) -> None:
+    global _applied
     import structlog
 
-    out = stream if stream is not None else sys.stderr
-    as_json = not out.isatty() if json_lines is None else json_lines
+    out = settings.stream if settings.stream is not None else sys.stderr
+    as_json = not out.isatty() if settings.json_lines is None else settings.json_lines
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=True)
         if as_json
@@ -161,6 +216,7 @@ def configure(
     )
     processors: Iterable[Any] = (
         structlog.contextvars.merge_contextvars,
+        _merge_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
@@ -170,15 +226,43 @@ def configure(
     )
     structlog.configure(
         processors=list(processors),
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(settings.threshold),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _applied = settings
+
+
+def _noop(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+class _Logger:
+    """What get_logger() returns: structlog's logger, imported and configured on the first line
+    that passes the configured level (lines below it cost nothing and import nothing)."""
+
+    def __init__(self, name: str, bound: Mapping[str, Any] | None = None) -> None:
+        self._name = name
+        self._bound = dict(bound or {})
+
+    def bind(self, **values: Any) -> _Logger:
+        return _Logger(self._name, {**self._bound, **values})
+
+    def _real(self) -> Any:
+        import structlog
+
+        if _settings is not None and _applied is not _settings:
+            _apply(_settings)
+        logger = structlog.get_logger(self._name)
+        return logger.bind(**self._bound) if self._bound else logger
+
+    def __getattr__(self, method: str) -> Any:
+        settings = _settings
+        rank = _LEVELS.get(method)
+        if settings is not None and rank is not None and rank < settings.threshold:
+            return _noop
+        return getattr(self._real(), method)
 
 
 def get_logger(name: str = "oxi") -> Any:
-    import structlog
-
-    return structlog.get_logger(name)
+    return _Logger(name)

@@ -1,15 +1,16 @@
-"""Value types shared across oxi, and the one cattrs converter that moves data across boundaries."""
+"""Value types shared across oxi, and the one cattrs converter that moves data across boundaries
+(built on first use: cattrs costs more to import than most commands need)."""
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
 
 
 class Classification(enum.StrEnum):
@@ -241,8 +242,21 @@ def parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-converter = cattrs.Converter()
-converter.register_unstructure_hook(Path, str)
-converter.register_unstructure_hook(datetime, isoformat)
-converter.register_structure_hook(Path, lambda value, _type: Path(value))
-converter.register_structure_hook(datetime, lambda value, _type: datetime.fromisoformat(value))
+@functools.cache
+def _converter() -> Any:
+    import cattrs
+
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Path, str)
+    converter.register_unstructure_hook(datetime, isoformat)
+    converter.register_structure_hook(Path, lambda value, _type: Path(value))
+    converter.register_structure_hook(datetime,
+                                      lambda value, _type: datetime.fromisoformat(value))
+    return converter
+
+
+def __getattr__(name: str) -> Any:
+    # `from oxi_core.models import converter` builds it (and imports cattrs) only then.
+    if name == "converter":
+        return _converter()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

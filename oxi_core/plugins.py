@@ -147,6 +147,7 @@ def plugin_listing(loaded: LoadedPlugins) -> dict[str, list[dict[str, Any]]]:
     from oxi_core.registry import get_registry
 
     registry = get_registry()
+    registry.load_all()  # a registered class that cannot be imported is a failure to list
     ordered = sorted(loaded.infos.items(), key=lambda item: (not item[1].builtin, item[0]))
     return {
         "plugins": [

@@ -1,7 +1,14 @@
-"""Runs the ``register_*`` hooks into ``{kind: {name: Registration}}``; duplicates fail."""
+"""Runs the ``register_*`` hooks into ``{kind: {name: Registration}}``; duplicates fail.
+
+A plugin may register a class, or where its class lives (``"package.module:Class"``): that
+module is imported only when oxi.toml uses the name (or `oxi plugins`, `oxi config check` and
+`oxi config schema` look at everything installed), so a command never pays for the plugins a
+repository does not use.
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import attrs
@@ -11,13 +18,54 @@ from oxi_core.hookspecs import KIND_HOOKS
 from oxi_core.plugins import LoadedPlugins, PluginFailure, load_plugins
 
 
-@attrs.frozen
+@attrs.define
 class Registration:
     kind: str
     name: str
-    cls: type[Any]
+    # The class, or "package.module:Class" (imported when first used).
+    target: type[Any] | str
     plugin: str
     distribution: str
+    version: str = "unknown"
+    _loaded: type[Any] | None = attrs.field(default=None, init=False, repr=False, eq=False)
+
+    @property
+    def loaded(self) -> bool:
+        return not isinstance(self.target, str) or self._loaded is not None
+
+    @property
+    def cls(self) -> type[Any]:
+        """The registered class (its module imported now if it was registered by name)."""
+        if not isinstance(self.target, str):
+            return self.target
+        if self._loaded is None:
+            self._loaded = self._import()
+        return self._loaded
+
+    def _import(self) -> type[Any]:
+        assert isinstance(self.target, str)
+        module_name, _, attr = self.target.partition(":")
+        try:
+            found: Any = import_module(module_name)
+            for part in attr.split("."):
+                found = getattr(found, part)
+        except Exception as error:
+            raise PluginError(
+                f"the {_singular(self.kind)} type {self.name!r} from distribution "
+                f"{self.distribution} cannot be loaded ({self.target}: "
+                f"{type(error).__name__}: {error})",
+                hint="reinstall that distribution, or uninstall it (`oxi plugins` lists them)",
+            ) from error
+        if not isinstance(found, type):
+            raise PluginError(
+                f"the {_singular(self.kind)} type {self.name!r} from distribution "
+                f"{self.distribution} names {self.target}, which is not a class",
+                hint="register a class, or a 'package.module:Class' string naming one")
+        return found
+
+
+def _singular(kind: str) -> str:
+    return kind[:-1] if kind.endswith("s") else kind
 
 
 @attrs.define
@@ -32,6 +80,21 @@ class Registry:
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.kinds[kind])
+
+    def load_all(self) -> None:
+        """Import every class registered by name, so that one that cannot load is reported
+        (in ``failures``) and left out, as a registration hook that raised is."""
+        for registrations in self.kinds.values():
+            for name, registration in list(registrations.items()):
+                if registration.loaded:
+                    continue
+                try:
+                    registration.cls  # noqa: B018  (imports it)
+                except PluginError as error:
+                    del registrations[name]
+                    self.failures.append(PluginFailure(
+                        registration.plugin, registration.distribution, registration.version,
+                        str(error)))
 
     def by_plugin(self, plugin: str) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -68,18 +131,24 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
             version = info.version if info else "unknown"
 
             def register(
-                name: str, cls: type[Any], *, _kind: str = kind, _plugin: str = impl.plugin_name,
-                _dist: str = distribution,
+                name: str, cls: type[Any] | str, *, _kind: str = kind,
+                _plugin: str = impl.plugin_name, _dist: str = distribution, _version: str = version,
             ) -> None:
                 existing = registry.kinds[_kind].get(name)
                 if existing is not None:
                     raise PluginError(
-                        f"two plugins register the {_kind[:-1] if _kind.endswith('s') else _kind}"
+                        f"two plugins register the {_singular(_kind)}"
                         f" {name!r}: distribution {existing.distribution} "
                         f"(plugin {existing.plugin}) and distribution {_dist} (plugin {_plugin})",
                         hint="uninstall one of them, or load only one with OXI_LOAD_PLUGINS",
                     )
-                registry.kinds[_kind][name] = Registration(_kind, name, cls, _plugin, _dist)
+                if not isinstance(cls, type) and not (
+                    isinstance(cls, str) and ":" in cls and all(cls.partition(":"))
+                ):
+                    raise ValueError(f"register({name!r}, ...) takes a class or a "
+                                     f"'package.module:Class' string, not {cls!r}")
+                registry.kinds[_kind][name] = Registration(_kind, name, cls, _plugin, _dist,
+                                                           _version)
 
             try:
                 impl.function(register=register)

@@ -27,7 +27,7 @@ HOOK_HEADING = re.compile(
     r"^#{2,6}\s+`(?P<signature>(?P<name>\w+)\(.*\)\s*->\s*.+?)`\s*$", re.MULTILINE
 )
 ANY_HEADING = re.compile(r"^#{1,6}\s", re.MULTILINE)
-REGISTERED_PROTOCOL = re.compile(r"^Callable\[\[str, type\[(?P<protocol>\w+)\]\], None\]$")
+REGISTERED_PROTOCOL = re.compile(r"^Callable\[\[str, type\[(?P<protocol>\w+)\] \| str\], None\]$")
 PYTHON_BLOCK = re.compile(r"^```python\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -159,7 +159,7 @@ def test_the_checker_reports_a_drifted_signature_an_undocumented_hook_and_a_stal
 ) -> None:
     doc = DOC.read_text(encoding="utf-8")
     drifted = doc.replace(
-        "`register_agents(register: Callable[[str, type[AgenticAdapter]], None]) -> None`",
+        "`register_agents(register: Callable[[str, type[AgenticAdapter] | str], None]) -> None`",
         "`register_agents(register: Callable[[str, type[Any]], None]) -> None`",
     ).replace("def get_pr(self, number: int) -> PullRequest", "def get_pr(self, number: str)")
     assert drifted != doc
@@ -176,7 +176,7 @@ def test_the_checker_reports_a_drifted_signature_an_undocumented_hook_and_a_stal
     assert problems == [
         "register_agents is documented as `register_agents(register: Callable[[str, type[Any]], "
         "None]) -> None`; hookspecs.py says `register_agents(register: Callable[[str, "
-        "type[AgenticAdapter]], None]) -> None`",
+        "type[AgenticAdapter] | str], None]) -> None`",
         "register_forges: the Forge method `def get_pr(self, number: int) -> PullRequest` is "
         "missing or differs",
         "register_widgets is not documented; add a heading `register_widgets(register: "
@@ -185,7 +185,8 @@ def test_the_checker_reports_a_drifted_signature_an_undocumented_hook_and_a_stal
 
 
 def test_the_checker_reports_a_documented_hook_that_no_longer_exists() -> None:
-    doc = "### `register_agents(register: Callable[[str, type[AgenticAdapter]], None]) -> None`\n"
+    doc = ("### `register_agents(register: Callable[[str, type[AgenticAdapter] | str], None]) "
+           "-> None`\n")
 
     assert doc_problems(doc, {}) == ["register_agents is documented but is not a hook"]
 

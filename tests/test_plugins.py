@@ -111,6 +111,31 @@ def register_gates(register):
     pass
 """
 
+# Registered by where they live: imported only when an oxi.toml uses them.
+LAZY_PLUGIN = """
+from oxi_core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_agents(register):
+    register("lazy", "oxi_lazy.heavy:LazyAgent")
+    register("lazy_broken", "oxi_lazy.missing:Nope")
+"""
+
+LAZY_HEAVY = """
+import attrs
+
+IMPORTED = True
+
+
+@attrs.define
+class LazyAgent:
+    turns: int = 1
+
+    def version(self):
+        return "1"
+"""
+
 TYPO_PLUGIN = """
 from oxi_core.hookspecs import KIND_HOOKS, hookimpl
 
@@ -122,15 +147,19 @@ def register_agent(register):  # not a hook: register_agents
 
 
 def write_distribution(
-    root: Path, distribution: str, version: str, source: str, entry_point: str | None = None
+    root: Path, distribution: str, version: str, source: str, entry_point: str | None = None,
+    modules: dict[str, str] | None = None,
 ) -> Path:
-    """A source tree for ``oxi-<name>``: package ``oxi_<name>``, module ``plugin``."""
+    """A source tree for ``oxi-<name>``: package ``oxi_<name>``, module ``plugin`` (and
+    ``modules``, by name)."""
     package = distribution.replace("-", "_")
     name = entry_point or distribution.removeprefix("oxi-")
     folder = root / distribution
     (folder / package).mkdir(parents=True)
     (folder / package / "__init__.py").write_text("", encoding="utf-8")
     (folder / package / "plugin.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    for module, text in (modules or {}).items():
+        (folder / package / f"{module}.py").write_text(textwrap.dedent(text), encoding="utf-8")
     (folder / "pyproject.toml").write_text(
         textwrap.dedent(f"""\
             [project]
@@ -167,9 +196,10 @@ def install(target: Path, sources: list[Path]) -> subprocess.Popen[str]:
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``main``: oxi-mine, oxi-other and oxi-broken; ``clashing``: oxi-mine-fork, oxi-typo."""
+    """``main``: oxi-mine, oxi-other and oxi-broken; ``clashing``: oxi-mine-fork, oxi-typo;
+    ``lazy``: oxi-lazy."""
     root = tmp_path_factory.mktemp("distributions")
-    main, clashing = root / "site-main", root / "site-clashing"
+    main, clashing, lazy = root / "site-main", root / "site-clashing", root / "site-lazy"
     jobs = [
         install(
             main,
@@ -186,11 +216,13 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 write_distribution(root, "oxi-typo", "0.1.0", TYPO_PLUGIN),
             ],
         ),
+        install(lazy, [write_distribution(root, "oxi-lazy", "0.2.0", LAZY_PLUGIN,
+                                          modules={"heavy": LAZY_HEAVY})]),
     ]
     for job in jobs:
         output, _ = job.communicate(timeout=180)
         assert job.returncode == 0, output
-    return {"main": main, "clashing": clashing}
+    return {"main": main, "clashing": clashing, "lazy": lazy}
 
 
 @pytest.fixture(scope="module")
@@ -409,6 +441,81 @@ def test_a_hookimpl_that_matches_no_hook_is_reported(sites: dict[str, Path]) -> 
     assert failure["distribution"] == "oxi-typo"
     assert "register_agent" in failure["error"]
     assert set(by_distribution(listing["plugins"])) == {"oxi-engine"}
+
+
+def test_a_class_registered_by_name_is_imported_only_by_a_config_that_uses_it(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    plain = project / "plain.toml"
+    plain.write_text('[agents.w]\ntype = "exec"\nkwargs = { argv = ["true"] }\n')
+    using = project / "using.toml"
+    using.write_text('[agents.w]\ntype = "lazy"\nkwargs = { turns = 2 }\n')
+    broken = project / "broken.toml"
+    broken.write_text('[agents.w]\ntype = "lazy_broken"\n')
+    show = textwrap.dedent(f"""\
+        import sys
+        from pathlib import Path
+        from oxi_core.config import load_config
+        from oxi_core.errors import OxiError
+        load_config(Path({str(plain)!r}))
+        print("oxi_lazy.heavy" in sys.modules)
+        print(load_config(Path({str(using)!r})).worker.turns, "oxi_lazy.heavy" in sys.modules)
+        try:
+            load_config(Path({str(broken)!r}))
+        except OxiError as error:
+            print(error)
+    """)
+
+    shown = run([sys.executable, "-c", show], [sites["lazy"]], cwd=project)
+
+    assert shown.returncode == 0, shown.stderr
+    first, second, error = shown.stdout.splitlines()
+    assert (first, second) == ("False", "2 True")
+    assert "'lazy_broken' from distribution oxi-lazy cannot be loaded" in error
+    assert "oxi_lazy.missing:Nope" in error and "ModuleNotFoundError" in error
+
+
+def test_oxi_plugins_imports_every_class_registered_by_name_and_lists_one_that_fails(
+    sites: dict[str, Path],
+) -> None:
+    listing = plugins_json([sites["lazy"]])
+
+    assert by_distribution(listing["plugins"])["oxi-lazy"]["registered"] == {"agents": ["lazy"]}
+    [failure] = listing["failures"]
+    assert (failure["name"], failure["distribution"], failure["version"]) == (
+        "lazy", "oxi-lazy", "0.2.0")
+    assert "oxi_lazy.missing:Nope" in failure["error"]
+
+
+def test_config_check_warns_of_an_installed_plugin_that_cannot_load(
+    sites: dict[str, Path], tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (project / "oxi.toml").write_text('[agents.w]\ntype = "exec"\nkwargs = { argv = ["true"] }\n')
+
+    checked = run([str(OXI), "config", "check", "--json"], [sites["lazy"]], cwd=project)
+
+    findings = json.loads(checked.stdout)["findings"]
+    [found] = [f for f in findings if f["where"].startswith("plugin lazy")]
+    assert found["severity"] == "warning" and "oxi_lazy.missing:Nope" in found["problem"]
+
+
+def test_register_refuses_what_is_neither_a_class_nor_a_module_path() -> None:
+    @hookimpl
+    def register_agents(register: Any) -> None:
+        register("odd", "no_colon_here")
+
+    registry = build_registry(loaded_with(odd=("oxi-odd", types.SimpleNamespace(
+        register_agents=register_agents))))
+
+    assert registry.names("agents") == []
+    [failure] = registry.failures
+    assert "'package.module:Class'" in failure.error
 
 
 # -- registration ----------------------------------------------------------------------------

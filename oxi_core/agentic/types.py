@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from oxi_core.models import Classification
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class CanonicalKind(enum.StrEnum):

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 
 import attrs
 
-from oxi_core.agentic.runner import build_env
-from oxi_core.agentic.scope import run_scoped
 from oxi_core.models import PullRequestSubject, Verdict, VerdictKind
 
 
@@ -32,6 +30,8 @@ class CommandCritic:
     pass_env: tuple[str, ...] = ()
 
     def judge(self, subject: PullRequestSubject) -> Verdict:
+        from oxi_core.agentic.runner import build_env  # asyncio: only when a review runs
+
         reasons: list[str] = []
         tails: list[str] = []
         env = build_env(dict(self.env), allow=self.pass_env)
@@ -50,6 +50,8 @@ class CommandCritic:
     def _run(
         self, argv: list[str], subject: PullRequestSubject, env: Mapping[str, str]
     ) -> tuple[int | None, str]:
+        from oxi_core.agentic.scope import run_scoped
+
         try:
             # Its own session and scope: nothing a check started outlives it.
             return run_scoped(argv, cwd=subject.tree, env=env, timeout_s=self.timeout_s)

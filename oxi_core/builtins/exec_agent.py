@@ -12,27 +12,18 @@ line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from oxi_core import __version__
-from oxi_core.agentic.callbacks import guarded_callbacks
-from oxi_core.agentic.credentials import credential_fix
-from oxi_core.agentic.jsonlines import parse_line
-from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
-from oxi_core.agentic.types import (
-    CanonicalEvent,
-    CanonicalKind,
-    CostSource,
-    DispatchRequest,
-    DispatchResult,
-    Usage,
-)
-from oxi_core.builtins.prompt_files import prompt_file
-from oxi_core.config import secret_origin
 from oxi_core.log import get_logger
 from oxi_core.models import Classification
+
+if TYPE_CHECKING:
+    # Imported when a task runs: loading oxi.toml (every command) builds this class, and
+    # needs none of the runner's machinery.
+    from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult, Usage
 
 EX_TEMPFAIL = 75
 EX_NOPERM = 77
@@ -61,6 +52,8 @@ class ExecAgent:
         return self.model
 
     def usage_normalizer(self, raw: Mapping[str, Any]) -> Usage:
+        from oxi_core.agentic.types import Usage
+
         return Usage(
             input_tokens=int(raw.get("input_tokens", 0)),
             output_tokens=int(raw.get("output_tokens", 0)),
@@ -72,6 +65,13 @@ class ExecAgent:
         return name
 
     async def invoke(self, request: DispatchRequest) -> DispatchResult:
+        from oxi_core.agentic.callbacks import guarded_callbacks
+        from oxi_core.agentic.credentials import credential_fix
+        from oxi_core.agentic.runner import RunSpec, build_env, run_streaming
+        from oxi_core.agentic.types import CanonicalKind, CostSource, DispatchResult
+        from oxi_core.builtins.prompt_files import prompt_file
+        from oxi_core.config import secret_origin
+
         result: dict[str, Any] = {}
         turns = 0
         last_text: list[str] = []
@@ -146,6 +146,9 @@ class ExecAgent:
 
     @staticmethod
     def _event(line: str) -> CanonicalEvent:
+        from oxi_core.agentic.jsonlines import parse_line
+        from oxi_core.agentic.types import CanonicalEvent, CanonicalKind
+
         data = parse_line(line)
         if data is None:
             return CanonicalEvent(CanonicalKind.ASSISTANT, {"text": line})

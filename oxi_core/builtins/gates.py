@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import attrs
 
-from oxi_core.engine.state import EngineState
 from oxi_core.models import GateDecision
 from oxi_core.tasks import Task
+
+if TYPE_CHECKING:
+    from oxi_core.engine.state import EngineState
 
 
 @attrs.define

@@ -1,4 +1,5 @@
-"""oxi's built-in plugins. Implementations are imported inside each hook to keep start-up fast."""
+"""oxi's built-in plugins, registered by where they live: each module is imported only when
+oxi.toml uses it (see oxi_core/registry.py)."""
 
 from __future__ import annotations
 
@@ -7,50 +8,37 @@ from typing import Any
 
 from oxi_core.hookspecs import hookimpl
 
-Register = Callable[[str, type[Any]], None]
+Register = Callable[[str, type[Any] | str], None]
 
 
 @hookimpl
 def register_notifiers(register: Register) -> None:
-    from oxi_core.builtins.notifiers import LogNotifier, WebhookNotifier
-
-    register("log", LogNotifier)
-    register("webhook", WebhookNotifier)
+    register("log", "oxi_core.builtins.notifiers:LogNotifier")
+    register("webhook", "oxi_core.builtins.notifiers:WebhookNotifier")
 
 
 @hookimpl
 def register_agents(register: Register) -> None:
-    from oxi_core.builtins.exec_agent import ExecAgent
-
-    register("exec", ExecAgent)
+    register("exec", "oxi_core.builtins.exec_agent:ExecAgent")
 
 
 @hookimpl
 def register_judges(register: Register) -> None:
-    from oxi_core.builtins.command_critic import CommandCritic
-    from oxi_core.builtins.llm_critic import LLMCritic
-
-    register("command", CommandCritic)
-    register("llm", LLMCritic)
+    register("command", "oxi_core.builtins.command_critic:CommandCritic")
+    register("llm", "oxi_core.builtins.llm_critic:LLMCritic")
 
 
 @hookimpl
 def register_gates(register: Register) -> None:
-    from oxi_core.builtins.gates import BudgetGate, FileOverlapGate
-
-    register("budget", BudgetGate)
-    register("file_overlap", FileOverlapGate)
+    register("budget", "oxi_core.builtins.gates:BudgetGate")
+    register("file_overlap", "oxi_core.builtins.gates:FileOverlapGate")
 
 
 @hookimpl
 def register_forges(register: Register) -> None:
-    from oxi_core.builtins.local_forge import LocalForge
-
-    register("local", LocalForge)
+    register("local", "oxi_core.builtins.local_forge:LocalForge")
 
 
 @hookimpl
 def register_inference_targets(register: Register) -> None:
-    from oxi_core.inference.litellm import LiteLLMTarget
-
-    register("litellm", LiteLLMTarget)
+    register("litellm", "oxi_core.inference.litellm:LiteLLMTarget")

@@ -9,7 +9,7 @@ import attrs
 
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger, redact
-from oxi_core.models import Event, converter
+from oxi_core.models import Event
 
 if TYPE_CHECKING:
     from oxi_core.ledger import Ledger
@@ -69,6 +69,8 @@ def deliver(notifiers: Mapping[str, Any], ledger: Ledger, event: Event) -> list[
 
 
 def event_json(event: Event) -> dict[str, Any]:
+    from oxi_core.models import converter
+
     body: dict[str, Any] = converter.unstructure(event)
     return dict(redact(body))
 

@@ -93,7 +93,9 @@ def add_commands(cli: click.Group) -> None:
         from oxi_core.schema import installed_adapters, schema
         from oxi_core.schema import markdown as render
 
-        sections = schema(get_registry(), adapters=installed_adapters())
+        registry = get_registry()
+        registry.load_all()
+        sections = schema(registry, adapters=installed_adapters())
         if as_json:
             emit_json("config schema", {"sections": [attrs.asdict(s) for s in sections]})
         elif markdown:

@@ -70,7 +70,7 @@ NO_CHANGES = "no changes: the agent reported success but left no commit and no d
 async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
                      cancel: asyncio.Event) -> None:
     """Run one claimed task; an unexpected error requeues it as transient, never strands it."""
-    from structlog.contextvars import bind_contextvars
+    from oxi_core.log import bind_contextvars
 
     # This asyncio task's context: every log line of this worker names its task.
     bind_contextvars(task_id=task_id)
@@ -420,7 +420,7 @@ class Worker:
                                        "cost_usd": result.cost_usd, "agent": result.agent,
                                        "attempt": attempt})
         if result.session_id:
-            from structlog.contextvars import bind_contextvars
+            from oxi_core.log import bind_contextvars
 
             bind_contextvars(session_id=result.session_id)
         self.engine.log.info("dispatch_result", attempt=attempt,

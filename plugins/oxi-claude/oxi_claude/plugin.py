@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_agents(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_claude.adapter import ClaudeCodeAdapter
-
-    register("claude", ClaudeCodeAdapter)
+def register_agents(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("claude", "oxi_claude.adapter:ClaudeCodeAdapter")

@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_agents(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_codex.adapter import CodexCliAdapter
-
-    register("codex", CodexCliAdapter)
+def register_agents(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("codex", "oxi_codex.adapter:CodexCliAdapter")

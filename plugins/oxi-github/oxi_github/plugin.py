@@ -10,14 +10,10 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_forges(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_github.forge import GitHubForge
-
-    register("github", GitHubForge)
+def register_forges(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("github", "oxi_github.forge:GitHubForge")
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_github.source import GitHubSource
-
-    register("github", GitHubSource)
+def register_sources(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("github", "oxi_github.source:GitHubSource")

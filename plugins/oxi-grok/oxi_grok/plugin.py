@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_inference_targets(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_grok.target import GrokTarget
-
-    register("grok", GrokTarget)
+def register_inference_targets(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("grok", "oxi_grok.target:GrokTarget")

@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_newsletter.source import NewsletterSource
-
-    register("newsletter", NewsletterSource)
+def register_sources(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("newsletter", "oxi_newsletter.source:NewsletterSource")

@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_inference_targets(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_openrouter.target import OpenRouterTarget
-
-    register("openrouter", OpenRouterTarget)
+def register_inference_targets(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("openrouter", "oxi_openrouter.target:OpenRouterTarget")

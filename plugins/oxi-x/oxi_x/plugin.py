@@ -9,7 +9,5 @@ from oxi_core.hookspecs import hookimpl
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
-    from oxi_x.source import XSource
-
-    register("x", XSource)
+def register_sources(register: Callable[[str, type[Any] | str], None]) -> None:
+    register("x", "oxi_x.source:XSource")
