@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from oxi_core.errors import GitError, RoadmapError
+from oxi_core.roadmap_text import read_roadmap_text as read_roadmap_text
 
 ROADMAP_FILE = "roadmap.md"
 ID_PATTERN = r"T(?P<tier>\d+)-(?P<n>[A-Z]*\d+)"
@@ -507,31 +508,6 @@ def _finish(scan: _Scan) -> Roadmap:
 def parse_roadmap(text: str) -> Roadmap:
     """Every item, Done id and problem in ``text``. Pure and deterministic."""
     return _finish(_scan(_split_lines(text)))
-
-
-def read_roadmap_text(path: Path) -> str:
-    """The roadmap's text; RoadmapError, saying how to fix it, when it cannot be read."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise RoadmapError(
-            f"no roadmap at {path}",
-            hint="create roadmap.md (docs/roadmap-format.md shows the format), or point the "
-                 "adapter's `roadmap` kwarg at yours",
-        ) from error
-    except IsADirectoryError as error:
-        raise RoadmapError(f"{path} is a folder, not a roadmap file",
-                           hint="point the adapter's `roadmap` kwarg at the markdown file") \
-            from error
-    except OSError as error:
-        raise RoadmapError(f"cannot read {path}: {error.strerror or error}",
-                           hint="check that the file exists and is readable by this user") \
-            from error
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RoadmapError(f"{path} is not UTF-8 text (bad byte at offset {error.start})",
-                           hint="re-save the file as UTF-8") from error
 
 
 def load_roadmap(path: Path) -> Roadmap:

@@ -53,19 +53,32 @@ def local_base_note(base: BaseBranch) -> dict[str, Any] | None:
             "message": message}
 
 
+def status_summary(ledger: Ledger, *, now: datetime | None = None,
+                   base: BaseBranch | None = None) -> dict[str, Any]:
+    """What a tick's closing lines show (a part of ``status_report``): tasks counted by status,
+    the spend today and in total, and the local base's lag; no task is read one by one, so
+    this costs the same for 10 tasks as for 10,000."""
+    now = now or utcnow()
+    counts = {str(status): int(count) for status, count in ledger.query(
+        "SELECT status, count(*) FROM tasks GROUP BY status")}
+    return {
+        "counts": counts,
+        **spend(ledger, now),
+        "local_base_behind": local_base_note(base) if base is not None else None,
+    }
+
+
 def status_report(ledger: Ledger, *, now: datetime | None = None, recent: int = 10,
                   base: BaseBranch | None = None) -> dict[str, Any]:
     now = now or utcnow()
     tasks = ledger.tasks()
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[str(task.status)] = counts.get(str(task.status), 0) + 1
+    summary = status_summary(ledger, now=now, base=base)
     retrying = [
         {"task": t.id, "attempt": t.attempts, "due": t.retry_due_at, "last_error": t.last_error}
         for t in tasks if t.status is TaskStatus.RETRYING
     ]
     return {
-        "counts": counts,
+        "counts": summary["counts"],
         "tasks": [
             {"id": t.id, "tier": t.tier, "title": t.title, "status": str(t.status),
              "attempts": t.attempts, "pr": t.pr_number, "cost_usd": round(t.cost_usd, 6),
@@ -76,10 +89,11 @@ def status_report(ledger: Ledger, *, now: datetime | None = None, recent: int = 
         "retrying": retrying,
         "held": [{"task": t.id, "reason": t.held_reason} for t in tasks
                  if t.status is TaskStatus.HELD],
-        **spend(ledger, now),
+        "cost_today_usd": summary["cost_today_usd"],
+        "cost_total_usd": summary["cost_total_usd"],
         **pause_state(ledger),
         "forge_requests": forge_requests(ledger, day_start(now)),
-        "local_base_behind": local_base_note(base) if base is not None else None,
+        "local_base_behind": summary["local_base_behind"],
         "recent_events": [
             {"id": e.id, "ts": e.ts, "type": e.type, "task": e.task_id, "cost_usd": e.cost_usd}
             for e in ledger.events(newest_first=True, limit=recent)

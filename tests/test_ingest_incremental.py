@@ -130,6 +130,44 @@ def test_a_new_process_starts_from_the_mark_the_last_writing_pass_stored(repo_fa
     assert full_reads == []  # only the changed row was read
 
 
+def test_after_a_dispatch_and_a_merge_the_next_process_reads_no_task_and_parses_nothing(
+    repo_factory, monkeypatch
+) -> None:
+    """The mark is stored at the end of a tick that moved tasks (issue 14: it was stored only
+    when ingest changed something, so after any dispatch or merge every later `oxi tick` read
+    every task changed since the old mark), and an idle tick takes the roadmap's warnings from
+    it instead of parsing the roadmap."""
+    repo = repo_factory(roadmap(*ITEMS, ("T1-9", "broken", "x")).replace(
+        "**T1-9 · broken**", "**T1-9 broken**"), critic=True)
+    worker = Engine(load(repo))
+    report = tick(worker)
+    assert report.dispatched and report.merged
+    revision = worker.ledger.tasks_revision()
+    assert stored_mark(worker.ledger).revision == revision[0]  # type: ignore[union-attr]
+    events = worker.ledger.count_events()
+
+    import oxi_core.roadmap
+
+    def no_parse(text: str) -> object:
+        raise AssertionError("an idle tick parsed the roadmap")
+
+    monkeypatch.setattr(oxi_core.roadmap, "parse_roadmap", no_parse)
+    fresh = Engine(load(repo), capacity=lambda: 0)
+    read: list[object] = []  # reads of tasks beyond one status's (those in flight, ...)
+    for name in ("tasks_changed_since", "tasks_named_or_in"):
+        original = getattr(fresh.ledger, name)
+        setattr(fresh.ledger, name, lambda *a, _o=original, _n=name, **k: read.append(_n)
+                or _o(*a, **k))
+    every_task = fresh.ledger.tasks
+    fresh.ledger.tasks = lambda statuses=None, **k: (  # type: ignore[method-assign]
+        read.append("tasks") if statuses is None else None) or every_task(statuses, **k)
+    idle = tick(fresh)
+    assert not idle.ingested and not idle.dispatched
+    assert any("T1-9" in warning for warning in idle.warnings)  # still logged, from the mark
+    assert read == []
+    assert fresh.ledger.count_events() == events
+
+
 def test_an_unreadable_stored_mark_means_one_full_diff(repo_factory) -> None:
     repo = repo_factory(roadmap(*ITEMS), critic=False)
     engine = Engine(load(repo), capacity=lambda: 0)

@@ -62,8 +62,6 @@ def add_commands(cli: click.Group) -> None:
     def tick_command(state: CliState, dry_run: bool, worker: str | None, real_claude: bool,
                      as_json: bool) -> None:
         """One pass: ingest the roadmap, reap, observe PRs, dispatch ready items."""
-        import asyncio
-
         config = _config_for_run(state, worker, real_claude)
         if dry_run:
             from oxi_core.engine.dryrun import dry_run_plan
@@ -79,12 +77,14 @@ def add_commands(cli: click.Group) -> None:
         engine = Engine(config)
         show_progress = not as_json and sys.stdout.isatty()
         if show_progress:
+            import asyncio
+
             from oxi_core.engine.progress import run_with_progress
 
             report = asyncio.run(run_with_progress(engine))
         else:
-            report = asyncio.run(engine.run_once())
-        from oxi_core.status import BaseBranch, status_report
+            report = engine.run_once_blocking()
+        from oxi_core.status import BaseBranch, status_report, status_summary
 
         config = engine.config
         if report.merged:  # compare the operator's checkout with the base as it is now
@@ -92,15 +92,17 @@ def add_commands(cli: click.Group) -> None:
 
             with contextlib.suppress(GitError):  # offline: the last fetch will do
                 engine.fetch_origin(max_age_s=0)
-        status = status_report(engine.ledger, recent=0, base=BaseBranch(
-            config.paths.repo_root, config.policy.remote, config.policy.base_branch))
-        report.in_flight = [row["task"] for row in status["in_flight"]]
+        base = BaseBranch(config.paths.repo_root, config.policy.remote,
+                          config.policy.base_branch)
         if as_json:
+            status = status_report(engine.ledger, recent=0, base=base)
+            report.in_flight = [row["task"] for row in status["in_flight"]]
             emit_json("tick", {"tick": report.as_json(), "status": status})
         else:
+            # The closing lines need counts, not every task: the same cost at any roadmap size.
             from oxi_core.engine.progress import print_summary
 
-            print_summary(report, status)
+            print_summary(report, status_summary(engine.ledger, base=base))
 
     @cli.command(name="saturate")
     @click.option("--concurrency", "-j", type=click.IntRange(min=1), default=None,

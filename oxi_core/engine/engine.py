@@ -6,15 +6,14 @@ report through it; a failing phase is an event and a retry next tick, never the 
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import hashlib
+import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -29,9 +28,6 @@ from oxi_core.engine.ingest import (
     diff_roadmap,
     stored_mark,
 )
-from oxi_core.engine.reaper import Reaped, reap_zombies, supervisor_identity, this_host
-from oxi_core.engine.routes import WorkerRoute, agent_model, route_worker
-from oxi_core.engine.state import EngineState
 from oxi_core.errors import (
     AutoMergeUnavailable,
     ForgeUnavailable,
@@ -55,14 +51,20 @@ from oxi_core.models import (
     utcnow,
 )
 from oxi_core.repolock import repo_lock
-from oxi_core.roadmap import (
-    Roadmap,
-    find_merged,
-    load_roadmap,
-    parse_roadmap,
-    read_roadmap_text,
-)
+from oxi_core.roadmap_text import read_roadmap_text
 from oxi_core.tasks import Task, TaskStatus
+
+if TYPE_CHECKING:
+    # What only a tick that dispatches, reaps or parses needs is imported when it does: an
+    # idle `oxi tick` (Engine.run_once_blocking) needs no event loop, no routing, no process
+    # table and no roadmap parser.
+    import asyncio
+    import concurrent.futures
+
+    from oxi_core.engine.reaper import Reaped
+    from oxi_core.engine.routes import WorkerRoute
+    from oxi_core.engine.state import EngineState
+    from oxi_core.roadmap import Roadmap
 
 Clock = Callable[[], datetime]
 PAUSED_KEY = "paused"
@@ -214,51 +216,92 @@ class Engine:
         # terminal): its phase, the agent's last event, the cost its stream showed so far.
         self.progress: dict[str, WorkerProgress] = {}
         self.routes: dict[str, WorkerRoute] = {}  # the route each claimed task was given
-        self.host = this_host()
-        self.supervisor_pid, self.supervisor_started_at = supervisor_identity()
+        self.supervisor_pid = os.getpid()
         self.stop_dispatching = False  # set once, by a stopping saturate (SIGTERM, budget)
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
-        self.roadmap: Roadmap | None = None
         self._swept = False
         self.merged_log: list[str] = []  # task ids this engine saw merge, in order
         self._phase_errors: dict[str, str] = {}
         self._notifications: list[concurrent.futures.Future[None]] = []
         self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._roadmap_cache: tuple[str, Roadmap] | None = None
+        # What the last ingest read: (its sha256, its text); parsed only when needed.
+        self._roadmap_source: tuple[str, str] | None = None
         # Where this process's last ingest pass left the tasks (IngestMark).
         self._ingested: IngestMark | None = None
         self._fetch_lock = threading.Lock()
         self._fetched_at = -1e9
         self._remote_view = RemoteView(None, {})
 
+    @functools.cached_property
+    def supervisor_started_at(self) -> float | None:
+        """This process's start time, which with its pid names it as a claim's supervisor
+        (read when first needed: a tick that claims nothing and reaps nothing never does)."""
+        from oxi_core.engine.reaper import process_start_time
+
+        return process_start_time(self.supervisor_pid)
+
+    @functools.cached_property
+    def host(self) -> str:
+        from oxi_core.engine.reaper import this_host
+
+        return this_host()
+
     # -- the phases -----------------------------------------------------------------------
+
+    @property
+    def roadmap(self) -> Roadmap | None:
+        """The roadmap the last ingest read (None when it could not), parsed when first asked
+        for: a tick with nothing to ingest and nothing to dispatch never parses it."""
+        if self._roadmap_source is None:
+            return None
+        digest, text = self._roadmap_source
+        if self._roadmap_cache is None or self._roadmap_cache[0] != digest:
+            from oxi_core.roadmap import parse_roadmap
+
+            self._roadmap_cache = (digest, parse_roadmap(text))
+        return self._roadmap_cache[1]
 
     async def tick(self) -> TickReport:
         report = TickReport()
+        if self._before_dispatch(report):
+            slots = self._free_slots(report)
+            if slots > 0:
+                self._dispatch(report, slots)
+        return report
+
+    def _before_dispatch(self, report: TickReport) -> bool:
+        """The phases before dispatch (sweep once, ingest, reap, observe), none of which needs
+        an event loop; True when dispatch may go ahead."""
         if not self._swept:
             self._swept = True
             self._phase(report, "sweep", self.startup)
-        self.roadmap = self._phase(report, "ingest", lambda: self._ingest(report))
+        if not self._phase(report, "ingest", lambda: self._ingest(report)):
+            self._roadmap_source = None  # unreadable, or the phase failed: nothing to dispatch
         self._phase(report, "reap", lambda: self._reap(report))
         self._phase(report, "observe", lambda: self._observe(report))
         if self.stop_dispatching:
-            return report
+            return False
         if any(name == "observe" for name, _ in report.failed_phases):
-            return report  # blind to the open PRs, the file-overlap gate cannot decide
+            return False  # blind to the open PRs, the file-overlap gate cannot decide
         if self.paused():
             report.paused = True
-            return report
-        if self.roadmap is not None:
-            await self._dispatch(report, self.roadmap)
-        return report
+            return False
+        return self._roadmap_source is not None
 
     async def wait_for_workers(self) -> None:
+        import asyncio
+
         while self.workers:
             await asyncio.gather(*list(self.workers.values()), return_exceptions=True)
 
     def startup(self) -> None:
         """Once per process: sweep worktrees left by a crash (keeping any unpushed work)."""
+        folder = self.config.paths.worktrees_dir
+        if not folder.is_symlink() and (not folder.is_dir() or next(folder.iterdir(), None)
+                                        is None):
+            return  # nothing left behind (the common case: no lock, no git, no query)
         from oxi_core.engine.leftovers import busy_task_ids, record_sweep
         from oxi_core.engine.worktrees import sweep_worktrees
 
@@ -270,16 +313,41 @@ class Engine:
 
     async def run_once(self) -> TickReport:
         """`oxi tick`: one tick, then wait for the workers it started."""
+        import asyncio
+
         merged_before = len(self.merged_log)
         report = await self.tick()
         await self.wait_for_workers()
+        self._after_workers(report, merged_before)
+        await asyncio.to_thread(self.flush_notifications)
+        return report
+
+    def run_once_blocking(self) -> TickReport:
+        """:meth:`run_once` for a caller without an event loop: one is started (and asyncio
+        imported) only when a task may be dispatched, so an idle `oxi tick` needs neither."""
+        merged_before = len(self.merged_log)
+        report = TickReport()
+        if self._before_dispatch(report):
+            slots = self._free_slots(report)
+            if slots > 0 and next(self.candidates(likely_needed=1), None) is not None:
+                import asyncio
+
+                async def dispatch_and_wait() -> None:
+                    self._dispatch(report, slots)
+                    await self.wait_for_workers()
+
+                asyncio.run(dispatch_and_wait())
+        self._after_workers(report, merged_before)
+        self.flush_notifications()
+        return report
+
+    def _after_workers(self, report: TickReport, merged_before: int) -> None:
         self.observe_now(report)
+        self._phase(report, "ingest", lambda: self.settle_ingest_mark(report))
         # Merges settled by the workers themselves (auto-merge right after approval) too.
         report.merged = list(dict.fromkeys([*report.merged, *self.merged_log[merged_before:]]))
         report.outcomes = self.outcomes(report.dispatched)
         self.record_forge_report(report)
-        await asyncio.to_thread(self.flush_notifications)
-        return report
 
     def outcomes(self, task_ids: list[str]) -> list[dict[str, Any]]:
         """Where each of these tasks stands now, and why: what a tick's summary reports for the
@@ -327,44 +395,72 @@ class Engine:
             self.log.info("phase_recovered", phase=name)
         return result
 
-    def _ingest(self, report: TickReport) -> Roadmap | None:
+    def _ingest(self, report: TickReport) -> bool:
+        """Ingest the roadmap; False when it cannot be read."""
         try:
             text = read_roadmap_text(self.config.paths.roadmap)
         except RoadmapError as error:
             self._note_warnings(report, [f"roadmap unreadable: {error}"], ev.ROADMAP_UNREADABLE)
-            return None
-        # An unchanged roadmap is not parsed again. Ingest then reads only the tasks changed
-        # since its last pass over this same roadmap (the ledger's tasks revision, moved by
-        # triggers whoever writes), and nothing at all when none did.
+            return False
+        # Ingest reads only the tasks changed since its last pass over these same roadmap bytes
+        # (the ledger's tasks revision, moved by triggers whoever writes), and nothing at all
+        # when none did: then the roadmap is not even parsed (its warnings are in the mark).
         digest = hashlib.sha256(text.encode()).hexdigest()
-        if self._roadmap_cache is None or self._roadmap_cache[0] != digest:
-            self._roadmap_cache = (digest, parse_roadmap(text))
-        roadmap = self._roadmap_cache[1]
-        warnings = [f"{self.config.paths.roadmap.name}:{w.line}: {w.message}"
-                    for w in roadmap.warnings]
-        self._note_warnings(report, warnings, ev.ROADMAP_WARNING)
+        self._roadmap_source = (digest, text)
         mark = self._ingested
-        if mark is None:  # a new process: the ledger remembers the last pass that wrote
+        if mark is None:  # a new process: the ledger remembers where the last pass left off
             mark = stored_mark(self.ledger)
         since: int | None = None
         if mark is not None and mark.digest == digest:
             revision, deleted = self.ledger.tasks_revision()
-            if (revision, deleted) == (mark.revision, mark.deleted):
+            if (revision, deleted) == (mark.revision, mark.deleted) and (
+                mark.warnings is not None
+            ):
                 self._ingested = mark
-                return roadmap
+                self._note_warnings(report, self._warning_lines(mark.warnings),
+                                    ev.ROADMAP_WARNING)
+                return True
             if deleted == mark.deleted:  # a deleted task needs the whole diff
                 since = mark.revision
+        roadmap = self.roadmap
+        assert roadmap is not None
+        self._note_warnings(report, self._warning_lines(
+            (w.line, w.message) for w in roadmap.warnings), ev.ROADMAP_WARNING)
         # Items the ledger has never seen may have landed without it (a new ledger, a merge by
         # hand): a full pass looks on the base branch first. (An incremental pass reads the same
         # roadmap bytes as before, so it has no new items.)
         merged = self.merged_on_base(roadmap, fetch=True) if since is None else None
+        report.ingested = self._apply_ingest(roadmap, digest, since, merged)
+        return True
+
+    def _apply_ingest(self, roadmap: Roadmap, digest: str, since: int | None,
+                      merged: BaseMerges | None) -> list[IngestChange]:
         done = apply_ingest(self.ledger, roadmap, digest=digest, since=since, merged=merged)
-        report.ingested = done.changes
         self._ingested = done.mark
-        for change in report.ingested:
+        for change in done.changes:
             if change.kind == "abandoned":
                 self._on_abandoned(change.task_id)
-        return roadmap
+        return done.changes
+
+    def settle_ingest_mark(self, report: TickReport) -> None:
+        """After the workers: diff what they changed against the roadmap bytes this tick read
+        (it normally changes nothing), so the stored mark is current and the next tick, in
+        this process or a new `oxi tick`, reads and writes nothing when there is nothing to
+        do. A deletion (which needs the whole diff) is left to the next tick."""
+        mark, source = self._ingested, self._roadmap_source
+        if mark is None or source is None or mark.digest != source[0]:
+            return
+        revision, deleted = self.ledger.tasks_revision()
+        if (revision, deleted) == (mark.revision, mark.deleted) or deleted != mark.deleted:
+            return
+        roadmap = self.roadmap
+        assert roadmap is not None
+        report.ingested = [*report.ingested,
+                           *self._apply_ingest(roadmap, mark.digest, mark.revision, None)]
+
+    def _warning_lines(self, warnings: Iterable[tuple[int, str]]) -> list[str]:
+        name = self.config.paths.roadmap.name
+        return [f"{name}:{line}: {message}" for line, message in warnings]
 
     def merged_on_base(self, roadmap: Roadmap, *, fetch: bool) -> BaseMerges | None:
         """The roadmap's open items the ledger does not know and the base branch has merged
@@ -384,6 +480,8 @@ class Engine:
         ref = f"{policy.remote}/{policy.base_branch}"
         if git.rev_parse(ref, root) is None:
             return BaseMerges(ref)  # nothing merged yet (a new remote)
+        from oxi_core.roadmap import find_merged
+
         relative = self.config.paths.roadmap.relative_to(root).as_posix()
         found = find_merged(root, unknown, ref, roadmap_path=relative)
         return BaseMerges(ref, {match.item_id: match for match in found})
@@ -419,6 +517,11 @@ class Engine:
                         payload={"pr": task.pr_number, "comment": comment})
 
     def _reap(self, report: TickReport) -> None:
+        if not self.ledger.query("SELECT 1 FROM tasks WHERE status = ? LIMIT 1",
+                                 (str(TaskStatus.DISPATCHED),)):
+            return  # nothing claimed: nothing to judge (and no process table to read)
+        from oxi_core.engine.reaper import reap_zombies
+
         triage = None
         if self.config.policy.triage:
             from oxi_core.engine.triage import HeartbeatTriage
@@ -743,6 +846,8 @@ class Engine:
         return worker.model_id() if worker is not None else None
 
     def engine_state(self) -> EngineState:
+        from oxi_core.engine.state import EngineState
+
         now = self.clock()
         # One read: a task going from dispatched to in review between two reads would be in
         # neither, and the file-overlap gate would not see it.
@@ -769,16 +874,23 @@ class Engine:
                 return name, decision
         return "", GateDecision.allow()
 
-    async def _dispatch(self, report: TickReport, roadmap: Roadmap) -> None:
-        from oxi_core.engine.dispatch import run_worker
-
+    def _free_slots(self, report: TickReport) -> int:
+        """Slots free for new agents (the capacity is recorded in the report)."""
         if self.config.worker is None:
             raise OxiError("no worker agent is configured",
                            hint="add [agents.NAME] to oxi.toml and set [roles] worker = NAME")
         report.capacity = self.capacity()
-        slots = report.capacity - self.agents_in_flight()
-        if slots <= 0:
-            return
+        return report.capacity - self.agents_in_flight()
+
+    def _dispatch(self, report: TickReport, slots: int) -> None:
+        """Claim candidates for up to ``slots`` free slots and start a worker (an asyncio task
+        of the running loop) for each."""
+        import asyncio
+
+        from oxi_core.engine.dispatch import run_worker
+        from oxi_core.engine.routes import agent_model, route_worker
+
+        roadmap: Roadmap | None = None  # parsed when the first candidate needs its item
         # What the gates see changes only when a task is claimed: built for the first candidate
         # and again after each claim, not per candidate (a long run of deferred candidates would
         # otherwise query it each time) and not at all when nothing is left to dispatch.
@@ -786,7 +898,8 @@ class Engine:
         for task in self.candidates(likely_needed=2 * slots):
             if slots <= 0 or self.stop_dispatching:
                 break
-            item = roadmap.get(task.id)
+            roadmap = roadmap or self.roadmap
+            item = roadmap.get(task.id) if roadmap is not None else None
             if item is None or item.done:
                 continue
             if state is None:
@@ -941,12 +1054,18 @@ class Engine:
         if event.type not in NOTIFY_EVENT_TYPES:
             return
         if self._notify_pool is None:
+            import concurrent.futures
+
             self._notify_pool = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="oxi-notify")
         self._notifications = [f for f in self._notifications if not f.done()]
         self._notifications.append(self._notify_pool.submit(self._deliver, event))
 
     def flush_notifications(self, timeout_s: float = 30.0) -> None:
+        if not self._notifications:
+            return
+        import concurrent.futures
+
         concurrent.futures.wait(self._notifications, timeout=timeout_s)
         self._notifications = [f for f in self._notifications if not f.done()]
 
@@ -959,6 +1078,8 @@ class Engine:
 
     def plan(self) -> TickReport:
         """What a tick would do, computed without writing anything."""
+        from oxi_core.roadmap import load_roadmap
+
         roadmap = load_roadmap(self.config.paths.roadmap)
         # What ingest's full pass reads: every task a tick could change or dispatch.
         tasks = self.ledger.tasks_named_or_in([item.id for item in roadmap.items],

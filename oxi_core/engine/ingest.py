@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
-from oxi_core.roadmap import PruneMatch, Roadmap, RoadmapItem
 from oxi_core.tasks import OPEN_STATUSES, Task, TaskStatus
+
+if TYPE_CHECKING:  # the parser is imported when a roadmap is parsed, not by every tick
+    from oxi_core.roadmap import PruneMatch, Roadmap, RoadmapItem
 
 # Statuses an item's removal from the roadmap closes as abandoned.
 CLOSED_BY_REMOVAL = OPEN_STATUSES
@@ -118,11 +120,14 @@ INGEST_MARK_KEY = "ingest_mark"
 @attrs.frozen
 class IngestMark:
     """At ``revision`` (Ledger.tasks_revision) every task agreed with the roadmap whose bytes
-    hash to ``digest``: only tasks changed since need diffing against those same bytes."""
+    hash to ``digest``: only tasks changed since need diffing against those same bytes.
+    ``warnings``: those bytes' warnings as (line, message) (None when not known), so that a
+    tick with nothing to ingest need not parse the roadmap to log them."""
 
     digest: str
     revision: int
     deleted: int
+    warnings: tuple[tuple[int, str], ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps(attrs.asdict(self), sort_keys=True)
@@ -133,8 +138,11 @@ class IngestMark:
             return None
         try:
             data = json.loads(text)
-            return cls(str(data["digest"]), int(data["revision"]), int(data["deleted"]))
-        except (ValueError, TypeError, KeyError):
+            warnings = data.get("warnings")
+            return cls(str(data["digest"]), int(data["revision"]), int(data["deleted"]),
+                       None if warnings is None else tuple(
+                           (int(line), str(message)) for line, message in warnings))
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None  # unreadable: the next pass diffs everything
 
 
@@ -153,9 +161,11 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
     """Diff and apply in one transaction, so two engines ingesting at once agree.
 
     With ``since`` (a revision at which the roadmap with this ``digest`` was ingested), only
-    the tasks changed after it are read and diffed. A pass that changed something, or that
-    read roadmap bytes the stored mark does not name, stores its mark in the same transaction:
-    a pass that changes nothing writes nothing."""
+    the tasks changed after it are read and diffed. The pass stores its mark in the same
+    transaction unless the stored one says the same, so the next process starts where this
+    one left off (after a dispatch or a merge moved the tasks, every later tick would
+    otherwise read all that changed since the old mark); a pass that finds the stored mark
+    current writes nothing."""
     with ledger.transaction():
         if since is None:
             # Every task the diff can change: the roadmap's ids and the open tasks (which its
@@ -168,8 +178,9 @@ def apply_ingest(ledger: Ledger, roadmap: Roadmap, *, digest: str = "",
             changes = diff_roadmap(changed, roadmap, only={task.id for task in changed})
         for change in changes:
             _apply(ledger, change, merged)
-        mark = IngestMark(digest, *ledger.tasks_revision())
-        if digest and (changes or getattr(stored_mark(ledger), "digest", None) != digest):
+        mark = IngestMark(digest, *ledger.tasks_revision(), warnings=tuple(
+            (warning.line, warning.message) for warning in roadmap.warnings))
+        if digest and stored_mark(ledger) != mark:
             ledger.state_set(INGEST_MARK_KEY, mark.to_json())
         return IngestPass(changes, mark)
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import click
-
-from oxi_core.status import status_report
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -26,8 +23,10 @@ def in_flight_table(engine: Engine) -> Table:
     table = Table(title="oxi: in flight", expand=False)
     for column in ("task", "agent", "pid", "doing", "last event", "age s", "turns", "cost $"):
         table.add_column(column)
-    pids = {row["task"]: row["pid"] for row in status_report(engine.ledger, recent=0)[
-        "in_flight"]}
+    from oxi_core.tasks import TaskStatus
+
+    # Only the tasks in flight: redrawn four times a second, whatever the roadmap's size.
+    pids = {task.id: task.worker_pid for task in engine.ledger.tasks([TaskStatus.DISPATCHED])}
     now = time.monotonic()
     for task_id in sorted(engine.workers):
         progress = engine.progress.get(task_id)
@@ -45,6 +44,7 @@ def in_flight_table(engine: Engine) -> Table:
 
 async def run_with_progress(engine: Engine) -> TickReport:
     """The tick under a live table on stderr; log lines print above it, never through it."""
+    import asyncio
     import os
     import sys
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import attrs
 
-from oxi_core.agentic.scope import claim_scope, end_scope
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import parse_ts
@@ -161,6 +160,8 @@ def reap_zombies(
 ) -> list[Reaped]:
     """Return dead dispatched tasks to planned (killing orphaned workers first). ``skip``: the
     tasks the caller's own workers run; ``own``: the caller's identity as a supervisor."""
+    from oxi_core.agentic.scope import claim_scope, end_scope  # asyncio: only when reaping
+
     reaped: list[Reaped] = []
     for task in ledger.tasks([TaskStatus.DISPATCHED]):
         if task.id in skip:
