@@ -434,6 +434,84 @@ def test_spend_since_agrees_with_summing_the_events(
     ledger.close()
 
 
+WRITES = ("one", "batch", "task", "raw", "raw then repaired", "other program",
+          "newest deleted")
+
+
+@given(st.lists(st.tuples(st.integers(0, 50 * 60), st.sampled_from(WRITES),
+                          st.lists(st.floats(-1, 3).map(lambda c: round(c, 3)), min_size=1,
+                                   max_size=4)), max_size=25))
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_spend_totals_are_the_sums_of_the_events_whatever_writes_them(
+    tmp_path: Path, writes: list[tuple[int, str, list[float]]]
+) -> None:
+    """Migration m012: each write transaction adds the events it wrote to spend_by_hour and
+    spend_by_day with one aggregate (no trigger per row): the ledger's own inserts, a writer's
+    own SQL through transaction() (even one that deletes in the same transaction what it just
+    inserted), another program's rows (counted by the next transaction), an id given again
+    after the newest event was deleted; deleting or re-costing a counted event still moves
+    them."""
+    clock = FakeClock(START)
+    path = tmp_path / f"spend-{secrets.token_hex(4)}.db"
+    ledger = Ledger(path, clock=clock)
+    ledger.insert_task(Task(id="T1-1", tier=1, title="t", status=TaskStatus.PLANNED),
+                       event_type=ev.TASK_INGESTED, payload={})
+    raw = "INSERT INTO events (ts, type, cost_usd, payload) VALUES (?, ?, ?, ?)"
+    for minute, how, costs in sorted(writes):
+        clock.moment = START + timedelta(minutes=minute)
+        rows = [(ledger.now_iso(), ev.DISPATCH_RESULT, cost, '{"model": "m", "role": "r"}')
+                for cost in costs]
+        if how == "one":
+            for cost in costs:
+                ledger.append(ev.AGENT_EVENT, cost_usd=cost, payload={"agent": "a"})
+        elif how == "batch":
+            ledger.append_many(NewEvent(ev.AGENT_EVENT, cost_usd=cost) for cost in costs)
+        elif how == "task":
+            ledger.update_task("T1-1", event_type=ev.CRITIC_VERDICT, cost_usd=costs[0])
+        elif how.startswith("raw"):
+            with ledger.transaction() as conn:
+                conn.executemany(raw, [(*row[:3], Verbatim(row[3])) for row in rows])
+                if how == "raw then repaired":
+                    conn.execute("UPDATE events SET cost_usd = cost_usd + 1 WHERE id = "
+                                 "(SELECT max(id) FROM events)")
+                    conn.execute("DELETE FROM events WHERE id = (SELECT min(id) FROM events "
+                                 "WHERE id > (SELECT max(id) - ? FROM events))", (len(rows),))
+        elif how == "other program":
+            other = driver.sqlite_module().connect(str(path), isolation_level=None)
+            other.executemany(raw, rows)
+            other.close()
+        else:
+            with ledger.transaction() as conn:
+                conn.execute("DELETE FROM events WHERE id = (SELECT max(id) FROM events)")
+            ledger.append(ev.AGENT_EVENT, cost_usd=costs[0])  # gets the deleted one's id
+    ledger.append(ev.TICK_FINISHED)  # counts what another program wrote last
+
+    def agree() -> None:
+        hours = dict(ledger.query("SELECT hour, cost_usd FROM spend_by_hour"))
+        for hour, total in ledger.query(
+                "SELECT substr(ts, 1, 13), sum(cost_usd) FROM events GROUP BY 1"):
+            assert hours.pop(hour, 0.0) == pytest.approx(total, abs=1e-9), hour
+        assert all(value == pytest.approx(0, abs=1e-9) for value in hours.values())
+        days = {(day, type_): (usd, n) for day, type_, usd, n in ledger.query(
+            "SELECT day, type, sum(cost_usd), sum(events) FROM spend_by_day GROUP BY 1, 2")}
+        for day, type_, usd, n in ledger.query(
+                "SELECT substr(ts, 1, 10), type, sum(cost_usd), count(*) FROM events "
+                "WHERE cost_usd != 0 GROUP BY 1, 2"):
+            kept_usd, kept_n = days.pop((day, type_), (0.0, 0))
+            assert (kept_usd, kept_n) == (pytest.approx(usd, abs=1e-9), n), (day, type_)
+        assert all(n == 0 for _usd, n in days.values())
+
+    agree()
+    with ledger.transaction() as conn:  # a person's repairs
+        conn.execute("UPDATE events SET cost_usd = cost_usd * 2 WHERE id % 3 = 0")
+        conn.execute("DELETE FROM events WHERE id % 5 = 0")
+    agree()
+    assert not ledger.query("SELECT 1 FROM sqlite_master WHERE type = 'trigger' "
+                            "AND name IN ('spend_insert', 'spend_by_day_insert')")
+    ledger.close()
+
+
 def test_a_known_key_shape_in_a_payload_is_redacted_in_the_stored_row(ledger: Ledger) -> None:
     key = "sk-ant-api03-" + secrets.token_urlsafe(32)
     ledger.append(ev.AGENT_EVENT, payload={"stderr": f"auth failed for {key}"})

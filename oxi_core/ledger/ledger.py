@@ -21,7 +21,13 @@ import attrs
 
 from oxi_core.errors import LedgerError
 from oxi_core.ledger import backup, driver
-from oxi_core.ledger.migrations import MIGRATIONS, apply_migrations, pending_migrations
+from oxi_core.ledger.migrations import (
+    COUNT_DAYS,
+    COUNT_HOURS,
+    MIGRATIONS,
+    apply_migrations,
+    pending_migrations,
+)
 from oxi_core.log import may_hold_secret, redact_text
 from oxi_core.models import Event, isoformat, parse_ts, utcnow
 from oxi_core.tasks import Task, TaskStatus, check_transition
@@ -352,6 +358,27 @@ class Ledger:
         driver.sqlite_module().register_adapter(Verbatim, str)  # bound without adapter lookups
         self._lock = threading.RLock()
         self._depth = 0
+        # Migration m012: this ledger's writers keep the spend totals, once per transaction.
+        self._keeps_spend = bool(conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend_mark'").fetchone())
+
+    def _last_event_id(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+
+    def _count_spend(self, before: int) -> None:
+        """Add the events this transaction wrote (every id above ``before``, its first, or
+        above the last one counted if that is lower: an event another program wrote, or a
+        deleted newest event's id given again) to the spend per hour and per day: one
+        aggregate per transaction instead of a trigger per row (migration m012)."""
+        counted, last = self.conn.execute(
+            "SELECT events_id, (SELECT coalesce(max(id), 0) FROM events) FROM spend_mark"
+        ).fetchone()
+        if last == counted == before:
+            return
+        after = min(int(counted), before)
+        self.conn.execute(COUNT_HOURS, (after,))
+        self.conn.execute(COUNT_DAYS, (after,))
+        self.conn.execute("UPDATE spend_mark SET events_id = ?", (last,))
 
     def applied_migrations(self) -> set[str]:
         return {row[0] for row in self.query("SELECT name FROM _migrations")}
@@ -424,7 +451,10 @@ class Ledger:
             self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
+                before = self._last_event_id() if self._keeps_spend else 0
                 yield self.conn
+                if self._keeps_spend:
+                    self._count_spend(before)
                 self.conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT leaves the transaction open; some errors (SQLITE_FULL,

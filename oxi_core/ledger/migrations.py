@@ -163,6 +163,13 @@ def m007_tasks_revision(conn: Any) -> None:
                  "UPDATE tasks_revision SET revision = revision + 1, deleted = deleted + 1; END")
 
 
+_HOUR_ADD = ("INSERT INTO spend_by_hour (hour, cost_usd) VALUES (substr(NEW.ts, 1, 13), "
+             "NEW.cost_usd) ON CONFLICT (hour) DO UPDATE SET cost_usd = cost_usd + "
+             "excluded.cost_usd;")
+_HOUR_REMOVE = ("UPDATE spend_by_hour SET cost_usd = cost_usd - OLD.cost_usd "
+                "WHERE hour = substr(OLD.ts, 1, 13);")
+
+
 @migration
 def m008_spend_by_hour(conn: Any) -> None:
     # Dollars per UTC hour, kept by triggers: a day's spend (the budget gate, before every
@@ -173,17 +180,13 @@ def m008_spend_by_hour(conn: Any) -> None:
                  "WITHOUT ROWID")
     conn.execute("INSERT INTO spend_by_hour (hour, cost_usd) SELECT substr(ts, 1, 13), "
                  "sum(cost_usd) FROM events WHERE cost_usd != 0 GROUP BY substr(ts, 1, 13)")
-    add = ("INSERT INTO spend_by_hour (hour, cost_usd) VALUES (substr(NEW.ts, 1, 13), "
-           "NEW.cost_usd) ON CONFLICT (hour) DO UPDATE SET cost_usd = cost_usd + "
-           "excluded.cost_usd;")
-    remove = ("UPDATE spend_by_hour SET cost_usd = cost_usd - OLD.cost_usd "
-              "WHERE hour = substr(OLD.ts, 1, 13);")
     conn.execute(f"CREATE TRIGGER spend_insert AFTER INSERT ON events "
-                 f"WHEN NEW.cost_usd != 0 BEGIN {add} END")
+                 f"WHEN NEW.cost_usd != 0 BEGIN {_HOUR_ADD} END")
     conn.execute(f"CREATE TRIGGER spend_delete AFTER DELETE ON events "
-                 f"WHEN OLD.cost_usd != 0 BEGIN {remove} END")
+                 f"WHEN OLD.cost_usd != 0 BEGIN {_HOUR_REMOVE} END")
     conn.execute(f"CREATE TRIGGER spend_update AFTER UPDATE OF ts, cost_usd ON events "
-                 f"WHEN OLD.cost_usd != 0 OR NEW.cost_usd != 0 BEGIN {remove} {add} END")
+                 f"WHEN OLD.cost_usd != 0 OR NEW.cost_usd != 0 "
+                 f"BEGIN {_HOUR_REMOVE} {_HOUR_ADD} END")
 
 
 @migration
@@ -253,6 +256,20 @@ SPEND_MODEL_SQL = ("CASE WHEN json_valid({p}) THEN substr(CAST(coalesce("
                    "json_extract({p}, '$.critic'), '') AS TEXT), 1, 200) ELSE '' END")
 
 
+def _day_key(row: str) -> str:
+    return (f"substr({row}.ts, 1, 10), {row}.type, {SPEND_ROLE_SQL.format(p=row + '.payload')}"
+            f", {SPEND_MODEL_SQL.format(p=row + '.payload')}")
+
+
+_DAY_ADD = (f"INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "
+            f"SELECT {_day_key('NEW')}, NEW.cost_usd, 1 WHERE NEW.cost_usd != 0 "
+            f"ON CONFLICT (day, type, role, model) DO UPDATE SET "
+            f"cost_usd = cost_usd + excluded.cost_usd, events = events + 1;")
+_DAY_REMOVE = (f"UPDATE spend_by_day SET cost_usd = cost_usd - OLD.cost_usd, "  # noqa: S608
+               f"events = events - 1 WHERE OLD.cost_usd != 0 "
+               f"AND (day, type, role, model) = ({_day_key('OLD')});")
+
+
 @migration
 def m011_spend_by_day(conn: Any) -> None:
     # Dollars and costed events per UTC day, event type, role and model, kept by triggers like
@@ -269,24 +286,54 @@ def m011_spend_by_day(conn: Any) -> None:
                  f"SELECT substr(ts, 1, 10), type, {role}, {model}, sum(cost_usd), count(*) "
                  f"FROM events WHERE cost_usd != 0 GROUP BY 1, 2, 3, 4")
 
-    def key(row: str) -> str:
-        return (f"substr({row}.ts, 1, 10), {row}.type, {SPEND_ROLE_SQL.format(p=row + '.payload')}"
-                f", {SPEND_MODEL_SQL.format(p=row + '.payload')}")
-
-    add = (f"INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "
-           f"SELECT {key('NEW')}, NEW.cost_usd, 1 WHERE NEW.cost_usd != 0 "
-           f"ON CONFLICT (day, type, role, model) DO UPDATE SET "
-           f"cost_usd = cost_usd + excluded.cost_usd, events = events + 1;")
-    remove = (f"UPDATE spend_by_day SET cost_usd = cost_usd - OLD.cost_usd, "  # noqa: S608
-              f"events = events - 1 WHERE OLD.cost_usd != 0 "
-              f"AND (day, type, role, model) = ({key('OLD')});")
     conn.execute(f"CREATE TRIGGER spend_by_day_insert AFTER INSERT ON events "
-                 f"WHEN NEW.cost_usd != 0 BEGIN {add} END")
+                 f"WHEN NEW.cost_usd != 0 BEGIN {_DAY_ADD} END")
     conn.execute(f"CREATE TRIGGER spend_by_day_delete AFTER DELETE ON events "
-                 f"WHEN OLD.cost_usd != 0 BEGIN {remove} END")
+                 f"WHEN OLD.cost_usd != 0 BEGIN {_DAY_REMOVE} END")
     conn.execute(f"CREATE TRIGGER spend_by_day_update AFTER UPDATE OF ts, type, cost_usd, "
                  f"payload ON events WHEN OLD.cost_usd != 0 OR NEW.cost_usd != 0 "
-                 f"BEGIN {remove} {add} END")
+                 f"BEGIN {_DAY_REMOVE} {_DAY_ADD} END")
+
+
+# m012: what the per-batch upkeep of the spend totals adds to every new batch of events
+# (bound: the highest event id already counted). The ledger runs both in the transaction that
+# wrote the events, just before its COMMIT.
+COUNT_HOURS = ("INSERT INTO spend_by_hour (hour, cost_usd) SELECT substr(ts, 1, 13), "
+               "sum(cost_usd) FROM events WHERE id > ? AND cost_usd != 0 GROUP BY 1 "
+               "ON CONFLICT (hour) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd")
+COUNT_DAYS = (f"INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "  # noqa: S608
+              f"SELECT substr(ts, 1, 10), type, {SPEND_ROLE_SQL.format(p='payload')}, "
+              f"{SPEND_MODEL_SQL.format(p='payload')}, sum(cost_usd), count(*) FROM events "
+              f"WHERE id > ? AND cost_usd != 0 GROUP BY 1, 2, 3, 4 "
+              f"ON CONFLICT (day, type, role, model) DO UPDATE SET "
+              f"cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
+
+
+@migration
+def m012_spend_by_batch(conn: Any) -> None:
+    # The spend per hour (m008) and per day (m011) are added once per write transaction, by one
+    # aggregate over the events it wrote, instead of by triggers on every row (the two per-row
+    # triggers cut a batch of costed events to a third of the rate of the same inserts without
+    # them; benchmarks/bench_ledger.py). spend_mark holds the highest event id counted: events
+    # above it (written in the open transaction, or by another program) are not in the totals
+    # yet, so deleting or re-costing one must not move them; the ledger counts them at its next
+    # COMMIT. Deleting or re-costing a counted event (a person's repair) still moves them.
+    conn.execute("CREATE TABLE spend_mark (events_id INTEGER NOT NULL)")
+    conn.execute("INSERT INTO spend_mark SELECT coalesce(max(id), 0) FROM events")
+    for name in ("spend_insert", "spend_delete", "spend_update", "spend_by_day_insert",
+                 "spend_by_day_delete", "spend_by_day_update"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    counted = "OLD.id <= (SELECT events_id FROM spend_mark)"
+    conn.execute(f"CREATE TRIGGER spend_delete AFTER DELETE ON events "
+                 f"WHEN OLD.cost_usd != 0 AND {counted} BEGIN {_HOUR_REMOVE} END")
+    conn.execute(f"CREATE TRIGGER spend_update AFTER UPDATE OF ts, cost_usd ON events "
+                 f"WHEN (OLD.cost_usd != 0 OR NEW.cost_usd != 0) AND {counted} "
+                 f"BEGIN {_HOUR_REMOVE} {_HOUR_ADD} END")
+    conn.execute(f"CREATE TRIGGER spend_by_day_delete AFTER DELETE ON events "
+                 f"WHEN OLD.cost_usd != 0 AND {counted} BEGIN {_DAY_REMOVE} END")
+    conn.execute(f"CREATE TRIGGER spend_by_day_update AFTER UPDATE OF ts, type, cost_usd, "
+                 f"payload ON events WHEN (OLD.cost_usd != 0 OR NEW.cost_usd != 0) "
+                 f"AND {counted} BEGIN {_DAY_REMOVE} {_DAY_ADD} END")
 
 
 def pending_migrations(conn: Any) -> list[str]:
