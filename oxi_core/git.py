@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,37 +134,67 @@ def tree_status(cwd: Path) -> TreeStatus:
     return TreeStatus(head, tuple(changed), tuple(untracked))
 
 
+# The summary line `git commit` prints ("[branch 1f2e...] subject") with core.abbrev=no.
+_COMMITTED = re.compile(r"^\[.*? (?P<sha>[0-9a-f]{40}(?:[0-9a-f]{24})?)\] ", re.MULTILINE)
+
+
 def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = None,
-               exclude: Sequence[str] = ()) -> bool:
-    """Stage everything but the untracked paths in ``exclude`` and commit as oxi. Returns False
-    when there was nothing to commit.
+               exclude: Sequence[str] = ()) -> str | None:
+    """Stage everything but the untracked paths in ``exclude`` and commit as oxi. Returns the
+    new commit, or None when there was nothing to commit.
 
     ``identity`` is what `identity_env` gave for the repository (worktrees share its config);
     without it the worktree is asked."""
     git(["add", "-A", "--", ".", *(f":(exclude,literal){path}" for path in exclude)], cwd)
     env = identity if identity is not None else identity_env(cwd)
-    result = git(["commit", "--no-verify", "-q", "-m", message], cwd, env=env, check=False)
+    # Not quiet: the summary names the commit, which saves a `rev-parse HEAD`.
+    result = git(["-c", "core.abbrev=no", "commit", "--no-verify", "-m",
+                  message], cwd, env=env, check=False)
     if result.returncode == 0:
-        return True
+        found = _COMMITTED.search(result.stdout)
+        return found.group("sha") if found else out(["rev-parse", "HEAD"], cwd)
     if not out(["diff", "--cached", "--name-only"], cwd):
-        return False  # nothing to commit
+        return None  # nothing to commit
     raise GitError(["git", "commit"], result.returncode, result.stderr or result.stdout)
 
 
-def identity_env(cwd: Path) -> dict[str, str]:
-    """oxi's identity, unless the repository configures its own (one git call, cached)."""
-    if cwd in _identity_cache:
-        return _identity_cache[cwd]
-    root = out(["rev-parse", "--git-common-dir"], cwd)
-    key = (cwd / root).resolve() if not Path(root).is_absolute() else Path(root)
-    if key not in _identity_cache:
-        names = git(["config", "--get-regexp", r"^user\.(name|email)$"], cwd, check=False)
-        found = {line.split(" ", 1)[0] for line in names.stdout.splitlines()}
-        _identity_cache[key] = {} if {"user.name", "user.email"} <= found else dict(OXI_IDENTITY)
-    _identity_cache[cwd] = _identity_cache[key]
-    return _identity_cache[key]
+def repo_config(cwd: Path) -> dict[str, str]:
+    """The repository's configuration as git reads it there (every level; the last value of a
+    key wins), read once per folder asked about: callers pass the repository's root."""
+    if cwd not in _config_cache:
+        listing = git(["config", "--list", "-z"], cwd, check=False).stdout
+        found: dict[str, str] = {}
+        for entry in listing.split("\0"):
+            key, _, value = entry.partition("\n")
+            if key:
+                found[key] = value
+        _config_cache[cwd] = found
+    return _config_cache[cwd]
 
 
-# Keyed by the repository's common git folder and by each folder asked about: callers pass the
-# repository's root, not each task's worktree, so this stays one entry or two.
-_identity_cache: dict[Path, dict[str, str]] = {}
+def remote_url(remote: str, cwd: Path) -> str:
+    """Where ``remote`` fetches from, as `git remote get-url` says (which is asked only when
+    the configuration rewrites URLs: url.<base>.insteadOf)."""
+    config = repo_config(cwd)
+    url = config.get(f"remote.{remote}.url")
+    if url is None or any(key.startswith("url.") for key in config):
+        return out(["remote", "get-url", remote], cwd)
+    return url
+
+
+def identity_env(cwd: Path, *, explicit: bool = False) -> dict[str, str]:
+    """oxi's identity, unless the repository configures its own (`repo_config`).
+    ``explicit``: the repository's own identity as variables too, for a commit made in another
+    repository on its behalf (the local forge's squash in the bare origin)."""
+    config = repo_config(cwd)
+    name, email = config.get("user.name"), config.get("user.email")
+    if not name or not email:
+        return dict(OXI_IDENTITY)
+    if not explicit:
+        return {}
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email}
+
+
+# By the folder asked about: its configuration as `git config --list` showed it.
+_config_cache: dict[Path, dict[str, str]] = {}

@@ -1,14 +1,14 @@
 """The ``local`` forge: pull requests as ledger rows plus refs on a bare ``origin``.
 
-Merging squashes the branch into origin's base branch with git, as a forge's squash-merge
-would; a conflict marks the pull request conflicted (the engine then re-plans its task).
+Merging squashes the branch into origin's base branch in the bare repository itself, as a
+forge's squash-merge would; a conflict marks the pull request conflicted (the engine then
+re-plans its task).
 Merges are serialised with a file lock, so several engines on one repository cannot race.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from oxi_core import git
-from oxi_core.errors import AutoMergeUnavailable, OxiError
+from oxi_core.errors import AutoMergeUnavailable, GitError, OxiError
 from oxi_core.ledger import Verbatim, stored_json
 from oxi_core.models import MergeAttempt, PullRequest, PullRequestState, isoformat, parse_ts
 from oxi_core.protocols import PluginContext
@@ -26,7 +26,7 @@ from oxi_core.repolock import repo_lock
 
 _COLUMNS = ("number", "task_id", "branch", "base", "title", "state", "head_sha", "files",
             "auto_merge_armed", "merged_sha", "closed_reason", "body", "updated_at")
-PUSH_ATTEMPTS = 5
+MERGE_ATTEMPTS = 5
 
 
 def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
@@ -99,10 +99,16 @@ class LocalForge:
             return found
         # Each branch's commit as the origin has it now (one git call): a push by someone
         # else shows as a moved head, as on a hosted forge.
-        listing = git.out(["for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)",
-                           "refs/heads/"], self.origin)
-        heads = dict(line.split("\0", 1) for line in listing.splitlines() if line)
+        heads = self._heads()
         return [attrs.evolve(pr, head_sha=heads.get(pr.branch, pr.head_sha)) for pr in found]
+
+    def _heads(self, *branches: str) -> dict[str, str]:
+        """The origin's branches (those named, or all) and their commits: one git call."""
+        listing = git.out(["for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)",
+                           *([f"refs/heads/{b}" for b in branches] or ["refs/heads/"])],
+                          self.origin)
+        heads = dict(line.split("\0", 1) for line in listing.splitlines() if line)
+        return {name: sha for name, sha in heads.items() if not branches or name in branches}
 
     def merged_prs(self, since: datetime) -> list[PullRequest]:
         """Pull requests merged at or after ``since``, oldest first, with their bodies."""
@@ -110,9 +116,6 @@ class LocalForge:
                             (PullRequestState.MERGED.value, isoformat(since)))
 
     # -- writing ------------------------------------------------------------------------
-
-    def _fetch(self) -> None:
-        git.git(["fetch", "--quiet", "--prune", self.remote], self.repo)
 
     def open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
         with self._lock():
@@ -122,7 +125,7 @@ class LocalForge:
     def origin(self) -> Path:
         """The bare repository behind the remote: PR refs are written there directly."""
         if self._origin is None:
-            url = git.out(["remote", "get-url", self.remote], self.repo)
+            url = git.remote_url(self.remote, self.repo)
             path = Path(url.removeprefix("file://"))
             path = path if path.is_absolute() else (self.repo / path).resolve()
             if not (path / "HEAD").is_file() and not (path / ".git").exists():
@@ -247,45 +250,49 @@ class LocalForge:
             yield
 
     def _squash_merge(self, pr: PullRequest) -> None:
-        merge_dir = self.context.paths.state_dir / "merges" / str(pr.number)
-        if merge_dir.exists():
-            git.git(["worktree", "remove", "--force", str(merge_dir)], self.repo, check=False)
-            shutil.rmtree(merge_dir, ignore_errors=True)
-            git.git(["worktree", "prune"], self.repo)
-        merge_dir.parent.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(PUSH_ATTEMPTS):
-            self._fetch()
-            head = git.remote_branch_sha(self.remote, pr.branch, self.repo)
+        """Squash the branch onto the base in the bare origin itself, as a hosted forge does:
+        `merge-tree --write-tree` merges in the object store, `commit-tree` makes the squash
+        commit, and one `update-ref` transaction moves the base (only if it is still the commit
+        merged onto) and deletes the branch. No worktree, no fetch, no push: four processes.
+        The engine fetches before it next needs the base. Only the head first read is merged:
+        a branch pushed to meanwhile is left open (the engine sees its head moved)."""
+        first_head: str | None = None
+        for _attempt in range(MERGE_ATTEMPTS):
+            heads = self._heads(self.base, pr.branch)
+            base, head = heads.get(self.base), heads.get(pr.branch)
+            if base is None:
+                raise OxiError(f"{self.remote} has no branch {self.base} to merge into",
+                               hint="push the base branch to the remote")
             if head is None:
                 self._set(pr.number, state=PullRequestState.CLOSED.value,
                           closed_reason=f"branch {pr.branch} was deleted from {self.remote}")
                 return
-            git.git(["worktree", "add", "--quiet", "--detach", str(merge_dir),
-                     f"{self.remote}/{self.base}"], self.repo)
-            try:
-                merged = git.git(["merge", "--squash", "--no-commit", head], merge_dir,
-                                 check=False, env=git.identity_env(self.repo))
-                if merged.returncode != 0:
-                    conflicts = git.out(["diff", "--name-only", "--diff-filter=U"], merge_dir)
-                    reason = ("merge conflict in " + ", ".join(conflicts.split())
-                              if conflicts else (merged.stderr or merged.stdout).strip()[-300:])
-                    self._set(pr.number, state=PullRequestState.CONFLICTED.value,
-                              closed_reason=reason)
-                    return
-                message = f"{pr.title} (#{pr.number})"
-                git.git(["commit", "--quiet", "--no-verify", "--allow-empty", "-m", message],
-                        merge_dir, env=git.identity_env(self.repo))
-                pushed = git.git(["push", "--quiet", self.remote, f"HEAD:refs/heads/{self.base}"],
-                                 merge_dir, check=False)
-                if pushed.returncode == 0:
-                    sha = git.out(["rev-parse", "HEAD"], merge_dir)
-                    self._set(pr.number, state=PullRequestState.MERGED.value, merged_sha=sha)
-                    git.git(["push", "--quiet", self.remote, "--delete", pr.branch], self.repo,
-                            check=False)
-                    self._fetch()
-                    return
-            finally:
-                git.git(["worktree", "remove", "--force", str(merge_dir)], self.repo,
-                        check=False)
-        raise OxiError(f"could not push the merge of #{pr.number} to {self.remote}/{self.base}",
+            if first_head is not None and head != first_head:
+                return
+            first_head = head
+            merged = git.git(["merge-tree", "--write-tree", "--name-only", base, head],
+                             self.origin, check=False)
+            lines = merged.stdout.splitlines()
+            if merged.returncode == 1:  # conflicts: the tree, then the conflicted paths
+                conflicts = list(dict.fromkeys(line for line in lines[1:lines.index("")]
+                                               if line)) if "" in lines else lines[1:]
+                reason = ("merge conflict in " + ", ".join(conflicts) if conflicts
+                          else merged.stdout.strip()[-300:])
+                self._set(pr.number, state=PullRequestState.CONFLICTED.value,
+                          closed_reason=reason)
+                return
+            if merged.returncode != 0 or not lines:
+                raise GitError(["git", "merge-tree"], merged.returncode,
+                               merged.stderr or merged.stdout)
+            commit = git.out(["commit-tree", lines[0], "-p", base, "-m",
+                              f"{pr.title} (#{pr.number})"], self.origin,
+                             env=git.identity_env(self.repo, explicit=True))
+            moved = git.git(["update-ref", "--stdin"], self.origin, check=False, input_text=(
+                f"start\nupdate refs/heads/{self.base} {commit} {base}\n"
+                f"delete refs/heads/{pr.branch} {head}\ncommit\n"))
+            if moved.returncode == 0:
+                self._set(pr.number, state=PullRequestState.MERGED.value, merged_sha=commit)
+                return
+            # The base (or the branch) moved meanwhile: merge onto what is there now.
+        raise OxiError(f"could not merge #{pr.number} into {self.remote}/{self.base}",
                        hint="another process keeps moving it; the next tick retries")

@@ -481,10 +481,11 @@ class Worker:
             self.fail(NO_CHANGES)
             await self._cleanup(path, branch, delivered=True, seen_clean=True)
             return
+        committed = None
         if dirty:
-            await asyncio.to_thread(git.commit_all, path, f"{task.id}: {task.title}",
-                                    identity=git.identity_env(self.paths.repo_root),
-                                    exclude=droppings)
+            committed = await asyncio.to_thread(
+                git.commit_all, path, f"{task.id}: {task.title}",
+                identity=git.identity_env(self.paths.repo_root), exclude=droppings)
         # No diff against the base means no work, whatever the commits say.
         changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
         if not changed:
@@ -492,7 +493,8 @@ class Worker:
             await self._cleanup(path, branch)
             return
         files = tuple(sorted(set(task.files_touched) | set(changed)))
-        pushed = await asyncio.to_thread(git.out, ["rev-parse", "HEAD"], path)
+        pushed = committed or head or await asyncio.to_thread(git.out, ["rev-parse", "HEAD"],
+                                                              path)
         await asyncio.to_thread(self._push, path, branch)
         # The head oxi delivered: a pull request whose head moves after this was pushed to by
         # someone else, and what the critic approved is not what would merge. Should opening

@@ -797,7 +797,8 @@ class Engine:
             remote = self.config.policy.remote
             root = self.config.paths.repo_root
             with repo_lock(self.config.paths.state_dir).hold():
-                git.git(["fetch", "--quiet", remote], root,
+                # --prune: a branch merged (and deleted) on the remote is not continued.
+                git.git(["fetch", "--quiet", "--prune", remote], root,
                         env=forge_extras.git_env(self.config.forge))
                 heads = git.remote_heads(remote, root)
             self._remote_view = RemoteView(heads.get(self.config.policy.base_branch), heads)
