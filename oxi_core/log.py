@@ -203,6 +203,16 @@ def configure(
         _apply(_settings)
 
 
+def prepare() -> None:
+    """Import and configure structlog now (~150 ms: it imports rich and asyncio), for a
+    long-running process whose first line would otherwise pay it at a busy moment (`oxi
+    saturate`: the first agent's result, while the next one waits to start)."""
+    import structlog  # noqa: F401
+
+    if _settings is not None and _applied is not _settings:
+        _apply(_settings)
+
+
 def _apply(settings: _Settings) -> None:
     global _applied
     import structlog

@@ -204,6 +204,8 @@ class Worker:
             self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload={
                 "hook": "after_run", "exit_code": after.exit_code, "output": after.output_tail})
         self.record_result(task, result)
+        if self.engine.on_agent_done is not None:
+            self.engine.on_agent_done()
         if self.cancelled():
             await self._finish_cancelled(tree.path, branch)
             return

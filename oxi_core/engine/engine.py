@@ -218,6 +218,9 @@ class Engine:
         self.routes: dict[str, WorkerRoute] = {}  # the route each claimed task was given
         self.supervisor_pid = os.getpid()
         self.stop_dispatching = False  # set once, by a stopping saturate (SIGTERM, budget)
+        # Called when one of this process's agents has finished and its result is recorded
+        # (its concurrency slot is free): `oxi saturate` refills the slot at once.
+        self.on_agent_done: Callable[[], None] | None = None
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
         self._swept = False

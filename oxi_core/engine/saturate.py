@@ -9,6 +9,7 @@ phase is an event and a retry next tick, never the daemon's death.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from oxi_core import log
 from oxi_core.config import OxiConfig, load_config
 from oxi_core.engine.engine import Engine, TickReport
 from oxi_core.engine.pidfile import PidFile
@@ -28,7 +30,9 @@ from oxi_core.models import Event
 TICK_OUTCOMES = (ev.TASK_MERGED, ev.TASK_FAILED, ev.RETRY_SCHEDULED, ev.TASK_REOPENED,
                  ev.PR_CONFLICTED, ev.TASK_CANCELLED)
 
-# How often saturate looks for a freed slot while agents run (one indexed COUNT, ~0.02 ms).
+# How often saturate looks for a freed slot while agents run (one indexed COUNT, ~0.02 ms),
+# besides being woken by its own agents' ends: another process's agent, a worker that ended
+# before its agent ran.
 SLOT_POLL_S = 0.025
 
 
@@ -59,6 +63,8 @@ class Saturate:
         self.max_ticks = max_ticks
         self._probe = capacity
         self.stop = asyncio.Event()
+        self._agent_done = asyncio.Event()
+        self.engine.on_agent_done = self._agent_done.set
         self.stopped_by = ""
         self._config_mtime = self._mtime(config.path)
         self._bad_mtime: float | None = None
@@ -116,6 +122,7 @@ class Saturate:
         self._started_at = self.engine.ledger.now_iso()
         pidfile = PidFile(self.config.paths.saturate_pid)
         pidfile.acquire()
+        log.prepare()  # not when the first agent's result is logged: its slot would wait
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
@@ -184,8 +191,11 @@ class Saturate:
             future.cancel()
 
     async def _slot_freed(self) -> None:
+        self._agent_done.clear()
         before = self.engine.agents_in_flight()
         while True:
-            await asyncio.sleep(SLOT_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._agent_done.wait(), SLOT_POLL_S)
+            self._agent_done.clear()
             if self.engine.agents_in_flight() < before:
                 return
