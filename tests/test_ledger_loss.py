@@ -4,6 +4,8 @@ back the ledger up first, and `oxi ledger backup` makes a copy to restore from."
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +17,9 @@ from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.ledger.migrations import MIGRATIONS, apply_migrations
 from oxi_core.tasks import TaskStatus
+from oxi_core.testing.together import start_oxi_together
 from tests.conftest import roadmap
-from tests.unattended.support import run_oxi
+from tests.unattended.support import ROOMY_HOST, run_oxi
 
 if TYPE_CHECKING:
     from oxi_core.testing.repos import TestRepo
@@ -197,3 +200,29 @@ def test_a_new_ledger_appears_whole_or_not_at_all(
     monkeypatch.undo()
     with Ledger(path) as ledger:
         assert ledger.count_events() == 0
+
+
+@pytest.mark.parametrize("commands", [("status", "status"), ("tick", "tick"), ("status", "tick")])
+def test_two_oxi_processes_started_together_on_a_new_repository_both_succeed(
+    repo_factory, tmp_path: Path, commands: tuple[str, str]
+) -> None:
+    repo = repo_factory(roadmap(NOTE))
+    env = {**os.environ, "OXI_RAISE_ERRORS": "0", "OXI_PROBE_READINGS": ROOMY_HOST}
+    env.pop("PYTEST_CURRENT_TEST", None)
+    for round_ in range(8):  # the race is a few milliseconds wide: a new state folder each time
+        shutil.rmtree(repo.root / ".oxi", ignore_errors=True)
+
+        procs = start_oxi_together([[command] for command in commands],
+                                   gate=tmp_path / f"gate{round_}", cwd=repo.root, env=env)
+        outcomes = [(proc.wait(timeout=300), proc.communicate()[1]) for proc in procs]
+
+        for code, stderr in outcomes:
+            assert code == 0, f"round {round_}: {stderr[-3000:]}"
+        with Ledger(ledger_path(repo)) as ledger:
+            applied = [row[0] for row in ledger.conn.execute("SELECT name FROM _migrations")]
+            assert applied == [name for name, _ in MIGRATIONS]  # one schema, each migration once
+            if "tick" in commands:  # merged by the first round's tick, found merged after that
+                assert ledger.task("T1-5").status is TaskStatus.MERGED  # type: ignore[union-attr]
+                assert ledger.count_events(ev.TASK_INGESTED) == 1
+                assert ledger.count_events(ev.WORKER_STARTED) == (1 if round_ == 0 else 0)
+        assert not (repo.root / ".oxi" / "backups").exists()  # a new ledger, not a migrated one

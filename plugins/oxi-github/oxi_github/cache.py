@@ -5,13 +5,14 @@ must respect, and facts worth remembering (a pull request's files at a head comm
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import weakref
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from oxi_core.ledger import driver
 
 # Under the repository's state folder: the forge and the GitHub source share it, so a rate
 # limit one of them met holds for the other (per token).
@@ -40,10 +41,12 @@ class ResponseCache:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path) if path else ":memory:", timeout=10.0,
-                                     check_same_thread=False, isolation_level=None)
-        if path is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+        # oxi's own SQLite connection: WAL, and the busy waits that let several processes
+        # create a new file at once (switching a new file to WAL is refused at once, not
+        # waited for, when another process holds it).
+        self._conn = (driver.connect(str(path), timeout_s=10.0) if path is not None else
+                      driver.sqlite_module().connect(":memory:", check_same_thread=False,
+                                                     isolation_level=None))
         for statement in SCHEMA:
             self._conn.execute(statement)
         self._finalizer = weakref.finalize(self, self._conn.close)
