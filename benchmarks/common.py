@@ -218,7 +218,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", pairs=15, tasks=6, batches=15, saturate_items=16,
+    "quick": Profile("quick", pairs=20, tasks=10, batches=30, saturate_items=16,
                      saturate_sleep_s=1.0, saturate_runs=3),
     "full": Profile("full", pairs=40, tasks=15, batches=40, saturate_items=40,
                     saturate_sleep_s=2.0),
