@@ -382,18 +382,11 @@ def test_the_server_dying_mid_stream_is_transient(contract: Contract) -> None:
 
 
 def test_a_line_over_one_megabyte_fails_the_run(contract: Contract) -> None:
-    # The CLI echoes the answer on one JSON line. 4 MB, not just over 1: claude sometimes exits
-    # before its own stdout is flushed, cutting a huge line short (seen: 832 KB of 1.2 MB, and
-    # under load less than 1 MB of 4). Then no line oxi read was over 1 MB and the stream has
-    # no result: a truncated stream, transient, which is right for what oxi was given.
-    huge = "x" * (4 * 1024 * 1024)
-    for _attempt in range(3):
-        done = contract.run(Text(huge))
-        cut_short = (contract.name == "claude"
-                     and done.result.classification is Classification.RETRYABLE_TRANSIENT
-                     and "without" in done.result.reason)
-        if not cut_short:
-            break
+    # The CLI echoes the answer on one JSON line, and claude exits right after printing it:
+    # what its stdout pipe had not taken is lost (Node's process.exit). With a 64 KB pipe a
+    # loaded host saw less than 1 MB of 4 (4 runs in 6 failed, with 3 tries each); the
+    # runner's stdout pipe holds the whole line limit, so oxi reads past it every time.
+    done = contract.run(Text("x" * (4 * 1024 * 1024)))
     assert done.result.classification is Classification.FAILED, done.result.reason
     assert "over 1 MB" in done.result.reason
     assert len(done.result.final_text) < 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import textwrap
 import time
@@ -134,6 +135,27 @@ def test_a_partial_line_is_held_until_its_newline_arrives(tmp_path: Path) -> Non
     outcome, lines = run(spec(tmp_path, script))
     assert lines == ['{"type": "assistant", "text": "hi"}', "second line"]
     assert outcome.exit_code == 0
+
+
+# What claude does with its result: one JSON line, then process.exit at once. Node drops what
+# the stdout pipe has not taken by then.
+PRINT_AND_EXIT = ("process.stdout.write(JSON.stringify({type: 'result', text: "
+                  "'x'.repeat(+process.argv[1])}) + '\\n'); process.exit(0)")
+
+
+def test_a_long_line_a_node_cli_prints_just_before_exiting_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    node = shutil.which("node")
+    assert node is not None, "the agent CLIs run on Node: it is installed with them"
+    size = 900 * 1024  # under the line limit; a 64 KB pipe lost every one of these
+    for _ in range(5):
+        lines: list[str] = []
+        outcome = asyncio.run(run_streaming(
+            RunSpec(argv=(node, "-e", PRINT_AND_EXIT, str(size)), cwd=tmp_path, env=build_env()),
+            on_stdout=lines.append))
+        assert outcome.exit_code == 0 and not outcome.line_too_long
+        assert len(lines) == 1 and len(json.loads(lines[0])["text"]) == size
 
 
 def test_a_line_over_the_limit_stops_the_run_without_holding_it_in_memory(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import re
 import signal
@@ -30,6 +31,10 @@ VERSION_TIMEOUT_S = 30.0
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
 LINE_LIMIT = 1 << 20  # 1 MB: a longer line is a failure, never unbounded memory
 DRAIN_GRACE_S = 2.0
+# The agent's stdout pipe holds this much (Linux's largest for an unprivileged process; 64 KB
+# by default). A CLI that prints a long line and exits at once (Node's process.exit drops what
+# a full pipe did not take) then loses nothing up to the line limit, whatever the load.
+STDOUT_PIPE_BYTES = LINE_LIMIT
 # proc.wait() also waits for the pipes to close, which a process the run left behind can hold
 # open: the leader's exit is polled this often instead.
 EXIT_POLL_S = 0.25
@@ -144,6 +149,23 @@ async def _drain(
             on_line(line)
 
 
+def _stdout_pipe() -> tuple[int, int]:
+    """A pipe (read end, write end) as wide as the line limit where the system allows it."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # a per-user cap, or not Linux
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, STDOUT_PIPE_BYTES)
+    return read_fd, write_fd
+
+
+async def _read_end(read_fd: int, limit: int,
+                    ) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(read_fd, "rb", 0))
+    return reader, transport
+
+
 async def run_streaming(
     spec: RunSpec,
     *,
@@ -169,25 +191,29 @@ async def run_streaming(
     """
     started = time.monotonic()
     scope = new_run_scope()
+    stdout_read, stdout_write = _stdout_pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
             *spec.argv,
             cwd=str(spec.cwd),
             env=scoped_env(spec.env, scope),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=stdout_write,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             limit=spec.line_limit,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     except OSError as error:
+        os.close(stdout_read)
         return RunOutcome(None, time.monotonic() - started, 0,
                           spawn_error=f"{type(error).__name__}: {error}")
+    finally:
+        os.close(stdout_write)  # the child has its copy: EOF comes when the run's copies close
+    stdout, stdout_transport = await _read_end(stdout_read, spec.line_limit)
     pgid = proc.pid  # start_new_session makes the child its group's leader
     if on_spawn is not None:
         on_spawn(proc.pid, pgid)
-    assert proc.stdout is not None
     assert proc.stderr is not None
     stdout_tail: deque[str] = deque(maxlen=50)
     stderr_tail: deque[str] = deque(maxlen=50)
@@ -195,7 +221,7 @@ async def run_streaming(
     spoke = asyncio.Event()  # the first line arrived: start-up is over
     line_too_long = asyncio.Event()
     readers = [
-        asyncio.ensure_future(_drain(proc.stdout, on_stdout, stdout_tail, activity,
+        asyncio.ensure_future(_drain(stdout, on_stdout, stdout_tail, activity,
                                      line_too_long, spoke)),
         asyncio.ensure_future(_drain(proc.stderr, on_stderr, stderr_tail, activity,
                                      line_too_long, spoke)),
@@ -259,6 +285,7 @@ async def run_streaming(
         for task in readers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        stdout_transport.close()
     return RunOutcome(
         exit_code=exit_code,
         duration_s=time.monotonic() - started,

@@ -11,6 +11,8 @@ Every prompt is appended to $PROMPT_LOG/<id>.log, so tests can read what the age
 Switches for the unattended tests (all optional; without them the behaviour above is unchanged):
   AGENT_SLEEP=S         sleep S seconds before doing the work
   AGENT_SLEEPS=ID=S,..  per-task sleeps, overriding AGENT_SLEEP for the tasks named
+  AGENT_HOLD=ID=PATH    task ID waits (up to 10 minutes) until PATH exists before its work:
+                        the test decides when it ends, whatever the machine's load
   AGENT_TARGET=PATH     the file "other" tasks append their line to (default notes/<id>.txt)
   AGENT_COST=USD        the cost_usd the result line reports (default 0.01)
   AGENT_WRITE_FIRST=1   write the work (and say so on stdout) before sleeping, not after
@@ -50,6 +52,7 @@ for pair in filter(None, os.environ.get("AGENT_SLEEPS", "").split(",")):
     named, _, seconds = pair.partition("=")
     if named == task_id:
         sleep = float(seconds)
+held_named, _, hold_until = os.environ.get("AGENT_HOLD", "").partition("=")
 write_first = os.environ.get("AGENT_WRITE_FIRST") == "1"
 if os.environ.get("AGENT_IGNORE_TERM") == "1":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -80,6 +83,10 @@ if write_first:
     print(f"{task_id}: wrote the work, now thinking for {sleep}s", flush=True)
 if sleep:
     time.sleep(sleep)
+if held_named == task_id:
+    held_until = time.monotonic() + 600
+    while not Path(hold_until).exists() and time.monotonic() < held_until:
+        time.sleep(0.05)
 
 cost = float(os.environ.get("AGENT_COST", "0.01"))
 result = {"type": "result", "cost_usd": cost, "input_tokens": 100, "output_tokens": 20,

@@ -73,22 +73,28 @@ def test_pause_resume_and_status_work_with_a_broken_oxi_toml(repo_factory) -> No
         ev.ENGINE_PAUSED, ev.ENGINE_RESUMED]
 
 
-def test_pause_with_a_broken_oxi_toml_stops_a_running_saturate(repo_factory, oxi) -> None:
+def test_pause_with_a_broken_oxi_toml_stops_a_running_saturate(repo_factory, oxi,
+                                                                 tmp_path) -> None:
+    # T1-5 holds the one slot until the pause has landed, however long a loaded machine
+    # takes to start the pause process.
+    paused_file = tmp_path / "paused"
     repo = repo_factory(roadmap(("T1-5", "first", "notes"), ("T1-6", "second", "notes"),
                                 ("T1-7", "third", "notes")),
-                        # T1-5 holds the one slot long enough for the pause to land first, even
-                        # on a loaded machine (a pause process may take seconds to start).
-                        agent_env={"AGENT_SLEEPS": "T1-5=8"})
+                        agent_env={"AGENT_HOLD": f"T1-5={paused_file}"})
     daemon = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
-    wait_for(lambda: events_of(repo, ev.WORKER_STARTED), what="the first agent to start")
+    wait_for(lambda: events_of(repo, ev.WORKER_STARTED), timeout=120,
+             what="the first agent to start")
     repo.config.write_text("this is not TOML = = =\n")
-    wait_for(lambda: events_of(repo, ev.CONFIG_RELOAD_FAILED), what="the reload to fail")
+    wait_for(lambda: events_of(repo, ev.CONFIG_RELOAD_FAILED), timeout=120,
+             what="the reload to fail")
 
     paused = run_oxi(["pause"], cwd=repo.root)
 
     assert paused.returncode == 0, paused.stderr
+    paused_file.touch()  # T1-5's agent finishes now
     wait_for(lambda: any(e.payload.get("to") == "merged"
-                         for e in events_of(repo, ev.TASK_MERGED)), what="T1-5 to merge")
+                         for e in events_of(repo, ev.TASK_MERGED)), timeout=120,
+             what="T1-5 to merge")
     time.sleep(1.5)  # several ticks of the daemon (interval 0.2 s), all paused
     assert [e.task_id for e in events_of(repo, ev.TASK_CLAIMED)] == ["T1-5"]
     daemon.signal(signal.SIGTERM)

@@ -38,10 +38,11 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
     repo = repo_factory(roadmap(("T1-5", "a long run", "writes notes/T1-5.txt")),
                         agent_env=long_run)
     first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
-    (started,) = wait_for(lambda: events_of(repo, ev.WORKER_STARTED), timeout=30,
+    (started,) = wait_for(lambda: events_of(repo, ev.WORKER_STARTED), timeout=120,
                           what="the agent to start")
     child_file = oxi.pid_dir / "T1-5.child"
-    wait_for(child_file.exists, what="the agent's child")
+    wait_for(lambda: child_file.exists() and child_file.read_text(), timeout=120,
+             what="the agent's child")
     agent_pid, pgid = started.payload["pid"], started.payload["pgid"]
     child_pid = int(child_file.read_text())
     with ledger_of(repo) as ledger:
@@ -52,8 +53,11 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
 
     first.signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
-    time.sleep(0.5)
-    assert alive(agent_pid) is ignores_term  # the parent-death signal (SIGTERM)
+    if not ignores_term:  # the parent-death signal (SIGTERM) ends it, when the host gets to it
+        wait_for(lambda: not alive(agent_pid), timeout=60, what="the agent to die")
+    else:
+        time.sleep(0.5)
+        assert alive(agent_pid)
     assert alive(child_pid)  # a grandchild gets no parent-death signal
     assert (repo.root / ".oxi" / "saturate.pid").exists()  # stale: its pid is dead
 
@@ -61,19 +65,18 @@ def test_sigkilled_supervisor_orphan_is_killed_and_the_task_redispatched_once(
     repo.config.write_text(exec_agent_toml(
         SCRIPTED_AGENT, critic=CHECK_ANSWERS,
         engine={"retry_base_s": 0.05, "retry_max_s": 0.2}, agent_env={"AGENT_SLEEP": "0.2"}))
-    restarted_at = time.monotonic()
     second = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
-    wait_for(lambda: not alive(agent_pid) and not alive(child_pid), timeout=5,
+    # Killed by the restart's first tick, not when the claim's lease runs out (30 minutes by
+    # default); the wait is generous for a loaded host, and the ledger shows the order below.
+    wait_for(lambda: not alive(agent_pid) and not alive(child_pid), timeout=120,
              what="the orphaned agent and its child to be killed")
-    gone_after = time.monotonic() - restarted_at
-    assert gone_after < 5
 
     def merged() -> bool:
         with ledger_of(repo) as ledger:
             found = ledger.task("T1-5")
         return found is not None and found.status is TaskStatus.MERGED
 
-    wait_for(merged, timeout=60, what="the re-dispatched task to merge")
+    wait_for(merged, timeout=120, what="the re-dispatched task to merge")
     second.signal(signal.SIGTERM)
     assert second.wait() == 0, second.stderr
     assert not (repo.root / ".oxi" / "saturate.pid").exists()
