@@ -50,8 +50,15 @@ class HookCommand:
 
     # The command, an argv list (never a shell string); it runs in the task's worktree.
     argv: tuple[str, ...]
-    # Seconds before the hook is killed and the task requeued.
-    timeout_s: float = 600.0
+    # Seconds before the hook's process group is killed and the task requeued (default:
+    # [engine] hook_timeout_s).
+    timeout_s: float | None = None
+
+    def timeout(self, policy: Policy, name: str) -> tuple[float, str]:
+        """The seconds this hook may run, and the key that sets them."""
+        if self.timeout_s is not None:
+            return self.timeout_s, f"[worktree.hooks.{name}] timeout_s"
+        return policy.hook_timeout_s, "[engine] hook_timeout_s"
 
 
 @attrs.frozen
@@ -876,8 +883,8 @@ def longest_silence(policy: Policy, worktree: WorktreeSettings) -> tuple[str, fl
     a worktree hook's timeout, the agent's start-up allowance or its stall timeout."""
     candidates = [("[engine] stall_timeout_s", policy.stall_timeout_s),
                   ("[engine] startup_timeout_s", policy.startup_timeout_s)]
-    candidates += [(f"[worktree.hooks.{name}] timeout_s", hook.timeout_s)
-                   for name, hook in worktree.hooks.items()]
+    candidates += [(what, seconds) for name, hook in worktree.hooks.items()
+                   for seconds, what in [hook.timeout(policy, name)]]
     return max(candidates, key=lambda candidate: candidate[1])
 
 

@@ -92,7 +92,8 @@ class Policy:
     stall_timeout_s: float = 300.0
     # Silence allowed before an agent's first line, instead of stall_timeout_s.
     startup_timeout_s: float = 120.0
-    # A worktree hook's default timeout.
+    # Seconds a worktree hook may run unless it sets its own timeout_s; then its process
+    # group is killed and the task requeued.
     hook_timeout_s: float = 600.0
     # Seconds between saturate's ticks when no slot frees sooner.
     tick_interval_s: float = 30.0

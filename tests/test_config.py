@@ -532,6 +532,12 @@ def test_oxi_init_writes_a_starter_that_oxi_config_check_loads(tmp_path: Path) -
             "[engine]\nheartbeat_timeout_s = 300\nstall_timeout_s = 60\nstartup_timeout_s = 200\n",
             ["[engine] startup_timeout_s = 200 s", "at least 400 s"],
         ),
+        (  # a hook without its own timeout_s runs for [engine] hook_timeout_s
+            '[engine]\nheartbeat_timeout_s = 1000\nhook_timeout_s = 900\n'
+            '[worktree.hooks]\nafter_create = { argv = ["uv", "sync"] }\n',
+            ["heartbeat_timeout_s = 1000 s is not well above",
+             "[engine] hook_timeout_s = 900 s", "at least 1800 s"],
+        ),
     ],
 )
 def test_a_heartbeat_timeout_not_well_above_the_longest_legal_silence_is_refused(
@@ -546,7 +552,8 @@ def test_a_heartbeat_timeout_not_well_above_the_longest_legal_silence_is_refused
     fine = write_toml(tmp_path / "fine", toml_text.replace(
         "heartbeat_timeout_s = 2\n", "heartbeat_timeout_s = 60\n").replace(
         "heartbeat_timeout_s = 500\n", "heartbeat_timeout_s = 600\n").replace(
-        "heartbeat_timeout_s = 300\n", "heartbeat_timeout_s = 400\n"))
+        "heartbeat_timeout_s = 300\n", "heartbeat_timeout_s = 400\n").replace(
+        "heartbeat_timeout_s = 1000\n", "heartbeat_timeout_s = 1800\n"))
     assert load_config(fine, registry=probe_registry()).policy.heartbeat_timeout_s >= 60
 
 

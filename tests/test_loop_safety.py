@@ -198,6 +198,45 @@ def test_after_create_failure_removes_the_worktree_and_requeues(repo_factory) ->
     assert not (repo.root / ".oxi" / "worktrees" / "T1-5").exists()
 
 
+def test_a_hook_runs_for_the_engines_hook_timeout_then_its_group_is_killed(
+    repo_factory, tmp_path: Path
+) -> None:
+    # `[engine] hook_timeout_s` is the timeout of every hook that sets none of its own.
+    child = tmp_path / "child.pid"
+    sleeper = ["sh", "-c", f"sleep 30 & echo $! > {child}; echo preparing; wait"]
+    repo = repo_factory(roadmap(("T1-5", "notes", "n")), critic=False,
+                        engine={"hook_timeout_s": 2},
+                        extra_toml=f"[worktree.hooks]\nafter_create = {{ argv = "
+                                   f"{json.dumps(sleeper)} }}\n")
+    engine = Engine(load(repo))
+    tick(engine)
+
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.PLANNED  # requeued, never run
+    assert task.last_error is not None and task.last_error.startswith(
+        "after_create hook timed out after 2 s ([engine] hook_timeout_s)"), task.last_error
+    (failed,) = engine.ledger.events(types=[ev.WORKTREE_HOOK_FAILED])
+    assert failed.payload["hook"] == "after_create"
+    assert failed.payload["timed_out"] is True and failed.payload["timeout_s"] == 2
+    assert "preparing" in failed.payload["output"]
+    assert engine.ledger.events(types=[ev.WORKER_STARTED]) == []
+    pid = int(child.read_text())  # the hook's own child went with its group
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_a_hooks_own_timeout_wins_over_the_engines(repo_factory) -> None:
+    repo = repo_factory(roadmap(("T1-5", "notes", "n")), critic=False,
+                        engine={"hook_timeout_s": 600},
+                        extra_toml='[worktree.hooks]\nbefore_run = { argv = ["sleep", "30"], '
+                                   'timeout_s = 1 }\n')
+    engine = Engine(load(repo))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.last_error is not None
+    assert task.last_error.startswith(
+        "before_run hook timed out after 1 s ([worktree.hooks.before_run] timeout_s)")
+
+
 def test_after_run_failure_is_only_an_event(repo_factory) -> None:
     hook = '[worktree.hooks]\nafter_run = { argv = ["false"] }\n'
     repo = repo_factory(roadmap(("T1-5", "notes", "n")), critic=False, extra_toml=hook)

@@ -181,15 +181,13 @@ class Worker:
         if not tree.reused:
             created = await self._hook("after_create", tree.path)
             if not created.ok:
-                await self._hook_failed_requeue(task, tree.path, branch, created.output_tail,
-                                                "after_create")
+                await self._hook_failed_requeue(task, tree.path, branch, created)
                 return
         if await self._resume_delivery(task, tree.path, branch, fresh):
             return
         before = await self._hook("before_run", tree.path)
         if not before.ok:
-            await self._hook_failed_requeue(task, tree.path, branch, before.output_tail,
-                                            "before_run")
+            await self._hook_failed_requeue(task, tree.path, branch, before)
             return
 
         self._phase = "agent"
@@ -201,8 +199,7 @@ class Worker:
 
         after = await self._hook("after_run", tree.path)
         if not after.ok:
-            self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload={
-                "hook": "after_run", "exit_code": after.exit_code, "output": after.output_tail})
+            self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload=after.payload())
         self.record_result(task, result)
         if self.engine.on_agent_done is not None:
             self.engine.on_agent_done()
@@ -232,7 +229,7 @@ class Worker:
             return HookOutcome(name, True, 0, "")
         previous, self._phase = self._phase, f"hook:{name}"
         try:
-            return await asyncio.to_thread(run_hook, name, hook, path)
+            return await asyncio.to_thread(run_hook, name, hook, path, self.policy)
         finally:
             self._phase = previous
 
@@ -458,15 +455,15 @@ class Worker:
         if moved is not None:
             self.engine.notify_last(ev.TASK_FAILED, self.task_id)
 
-    async def _hook_failed_requeue(self, task: Task, path: Any, branch: str, output: str,
-                                   hook: str) -> None:
-        self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id,
-                           payload={"hook": hook, "output": output})
-        await self._cleanup(path, branch, force=(hook == "after_create"))
+    async def _hook_failed_requeue(self, task: Task, path: Any, branch: str,
+                                   outcome: HookOutcome) -> None:
+        self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload=outcome.payload())
+        await self._cleanup(path, branch, force=(outcome.name == "after_create"))
         self.ledger.transition(
             task.id, TaskStatus.PLANNED, event_type=ev.TASK_DEFERRED,
-            payload={"reason": f"{hook} hook failed"}, expect=[TaskStatus.DISPATCHED],
-            last_error=f"{hook} hook failed: {output[-300:]}", **WORKER_FIELDS_CLEARED,
+            payload={"reason": outcome.failure()}, expect=[TaskStatus.DISPATCHED],
+            last_error=f"{outcome.failure()}: {outcome.output_tail[-300:]}",
+            **WORKER_FIELDS_CLEARED,
         )
 
     # -- delivering the work --------------------------------------------------------------
