@@ -24,6 +24,41 @@ class Classification(enum.StrEnum):
     SETUP_ERROR = "SETUP_ERROR"
 
 
+class FailureKind(enum.StrEnum):
+    """Why a dispatch or an inference call failed, set by whoever classified it (the agent
+    adapters, the inference targets): routing's fallback and the ledger read this, never the
+    wording of a reason."""
+
+    # The provider's side: another agent or target of the fallback chain may succeed.
+    TIMEOUT = "timeout"  # the provider did not answer in time (HTTP 408, a request timeout)
+    CONNECTION = "connection"  # refused, reset, DNS: the gateway or provider is down
+    SERVER_ERROR = "server_error"  # 5xx
+    OVERLOADED = "overloaded"  # 529, or a 503 that says so
+    CREDENTIALS = "credentials"  # 401, 403
+    # The provider refused this caller for now, or this request for good.
+    RATE_LIMITED = "rate_limited"  # 429
+    BAD_REQUEST = "bad_request"  # any other 4xx: the request itself is wrong
+    MALFORMED = "malformed"  # a 2xx whose body is not the JSON the protocol promises
+    # oxi's side.
+    BUDGET = "budget"  # a cap stopped it (oxi's daily or role cap, or the agent's own)
+    NOT_CONFIGURED = "not_configured"  # the routed target is not in oxi.toml
+    SETUP_ERROR = "setup_error"  # the agent could not start (binary, sandbox, arguments)
+    # The agent's run itself.
+    STALLED = "stalled"  # silent past the stall or start-up allowance
+    AGENT_TIMEOUT = "agent_timeout"  # ran past the wall-clock timeout
+    INTERRUPTED = "interrupted"  # killed or interrupted before it finished
+    CANCELLED = "cancelled"  # oxi stopped it (its item left the roadmap, shutdown)
+    AGENT_ERROR = "agent_error"  # it ran and failed: its exit, an error it reported,
+    # max turns, every tool call refused, a line over 1 MB
+
+
+# A provider failing for a reason of its own: the next choice of the fallback chain may work.
+PROVIDER_FAILURES = frozenset({
+    FailureKind.TIMEOUT, FailureKind.CONNECTION, FailureKind.SERVER_ERROR,
+    FailureKind.OVERLOADED, FailureKind.CREDENTIALS,
+})
+
+
 class GateAction(enum.StrEnum):
     ALLOW = "allow"
     DEFER = "defer"  # try again next tick; the task stays planned

@@ -48,7 +48,7 @@ from oxi_core.agentic.types import (
     Usage,
 )
 from oxi_core.config import make_converter, structure_kwargs
-from oxi_core.models import Classification
+from oxi_core.models import Classification, FailureKind
 from oxi_core.registry import get_registry
 from oxi_core.testing.agent_clis import (
     CLAUDE_CODE_VERSION,
@@ -339,12 +339,14 @@ def test_401_is_a_credentials_setup_error_naming_the_key(contract: Contract) -> 
     assert result.classification is Classification.SETUP_ERROR
     assert "credentials" in result.reason and "kwargs.api_key" in result.reason
     assert result.rate_limit_exhausted is False
+    assert result.failure_kind is FailureKind.CREDENTIALS  # routing may fall back on it
 
 
 def test_529_overloaded_is_transient(contract: Contract) -> None:
     result = contract.run(ErrorReply.overloaded()).result
     assert result.classification is Classification.RETRYABLE_TRANSIENT
     assert "529" in result.reason
+    assert result.failure_kind is FailureKind.OVERLOADED
 
 
 def test_max_turns_stops_the_run_as_a_failure(contract: Contract) -> None:
@@ -389,6 +391,7 @@ def test_a_line_over_one_megabyte_fails_the_run(contract: Contract) -> None:
     done = contract.run(Text("x" * (4 * 1024 * 1024)))
     assert done.result.classification is Classification.FAILED, done.result.reason
     assert "over 1 MB" in done.result.reason
+    assert done.result.failure_kind is FailureKind.AGENT_ERROR
     assert len(done.result.final_text) < 1024 * 1024
 
 
@@ -413,6 +416,7 @@ def test_a_stalled_stream_is_transient_within_the_idle_timeout(contract: Contrac
     result = done.result
     assert result.classification is Classification.RETRYABLE_TRANSIENT
     assert "stalled" in result.reason
+    assert result.failure_kind is FailureKind.STALLED
     # the verdict comes one idle timeout after the stream went quiet, plus the kill grace
     assert time.time() - turn_at < stall_s + 6
     assert done.elapsed_s < stall_s + 12

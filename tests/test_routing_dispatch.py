@@ -102,6 +102,7 @@ def test_codex_failing_for_its_provider_falls_back_to_claude(tmp_path: Path) -> 
     assert fallback.payload["from"] == "codex" and fallback.payload["to"] == "claude"
     assert fallback.payload["reason"] == "server_error"
     assert fallback.payload["result"]["classification"] == "RETRYABLE_TRANSIENT"
+    assert fallback.payload["result"]["failure_kind"] == "server_error"
     [result] = engine.ledger.events(types=[ev.DISPATCH_RESULT], task_id="T2-16")
     assert result.payload["agent"] == "claude"
     # `oxi task show` names the route, the fallback and the agent and model that ran.

@@ -25,7 +25,7 @@ from oxi_core import git
 from oxi_core.agentic.types import DispatchRequest, DispatchResult
 from oxi_core.errors import WorktreeError
 from oxi_core.ledger import events as ev
-from oxi_core.models import Classification
+from oxi_core.models import Classification, FailureKind
 from oxi_core.repolock import repo_lock
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ async def _run_shadow(shadow: Any, request: DispatchRequest) -> DispatchResult:
         result: DispatchResult = await shadow.invoke(request)
     except Exception as error:  # the shadow must never disturb the primary run
         return DispatchResult(Classification.FAILED, f"shadow raised {type(error).__name__}: "
-                              f"{error}")
+                              f"{error}", failure_kind=FailureKind.AGENT_ERROR)
     return result
 
 

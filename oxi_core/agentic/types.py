@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from oxi_core.models import Classification
+from oxi_core.models import Classification, FailureKind
 
 if TYPE_CHECKING:
     import asyncio
@@ -97,6 +97,11 @@ class CostSource(enum.StrEnum):
     NONE = "none"
 
 
+def failure_extra(kind: FailureKind) -> dict[str, Any]:
+    """The DispatchResult field an adapter's classification adds for a failure of ``kind``."""
+    return {"failure_kind": kind}
+
+
 @attrs.frozen
 class DispatchResult:
     classification: Classification
@@ -118,6 +123,10 @@ class DispatchResult:
     # e.g. Codex reasoning tokens missing from both its stream and its session file). The
     # engine records a ``budget_undercount`` ledger event when this is set.
     budget_undercount: str | None = None
+    # Why it failed, as the adapter classified it (None for a success): routing falls back
+    # to the next agent on a provider failure (models.PROVIDER_FAILURES), and the ledger keeps
+    # it with the result.
+    failure_kind: FailureKind | None = None
 
     @property
     def ok(self) -> bool:
@@ -137,6 +146,7 @@ class DispatchResult:
             "type": CanonicalKind.RESULT.value,
             "classification": self.classification.value,
             "reason": self.reason,
+            "failure_kind": None if self.failure_kind is None else str(self.failure_kind),
             "cost_usd": self.cost_usd,
             "cost_source": str(self.cost_source),
             "input_tokens": self.usage.input_tokens,

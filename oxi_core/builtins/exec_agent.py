@@ -6,7 +6,9 @@ cap for its model) in ``$OXI_MAX_COST_USD``: the agent must stay within it. Exit
 exit 75 (EX_TEMPFAIL) a transient failure worth retrying, exit 77 (EX_NOPERM) credentials the
 agent's provider refused (a setup error: the engine pauses), anything else a failure. A stdout
 line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
-"input_tokens": .., "output_tokens": ..}`` reports what the run cost.
+"input_tokens": .., "output_tokens": ..}`` reports what the run cost, and a failing run may add
+``"failure_kind"`` (a models.FailureKind value such as ``"server_error"``: routing then falls
+back to the next agent on a provider failure; without it a failure is ``agent_error``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import attrs
 from oxi_core import __version__
 from oxi_core.log import get_logger
 from oxi_core.models import Classification
+from oxi_core.models import FailureKind as K
 
 if TYPE_CHECKING:
     # Imported when a task runs: loading oxi.toml (every command) builds this class, and
@@ -118,16 +121,19 @@ class ExecAgent:
         }
         if outcome.spawn_error:
             return DispatchResult(Classification.FAILED, f"cannot start {self.argv[0]}: "
-                                  f"{outcome.spawn_error}", **common)
+                                  f"{outcome.spawn_error}", failure_kind=K.SETUP_ERROR, **common)
         if outcome.line_too_long:
-            return DispatchResult(Classification.FAILED, "output line over 1 MB", **common)
+            return DispatchResult(Classification.FAILED, "output line over 1 MB",
+                                  failure_kind=K.AGENT_ERROR, **common)
         if outcome.stalled:
             return DispatchResult(Classification.RETRYABLE_TRANSIENT, outcome.stall_reason(),
-                                  **common)
+                                  failure_kind=K.STALLED, **common)
         if outcome.timed_out:
-            return DispatchResult(Classification.RETRYABLE_TRANSIENT, "timed out", **common)
+            return DispatchResult(Classification.RETRYABLE_TRANSIENT, "timed out",
+                                  failure_kind=K.AGENT_TIMEOUT, **common)
         if outcome.cancelled:
-            return DispatchResult(Classification.FAILED, "cancelled", **common)
+            return DispatchResult(Classification.FAILED, "cancelled", failure_kind=K.CANCELLED,
+                                  **common)
         if outcome.exit_code == 0:
             return DispatchResult(Classification.SUCCESS, "", **common)
         tail = outcome.stderr_tail.strip().splitlines()[-1:] or ["no stderr"]
@@ -138,11 +144,14 @@ class ExecAgent:
             fix = credential_fix(secrets, unset=(
                 "fix the credentials it uses (its kwargs.env, or pass_env)"))
             return DispatchResult(Classification.SETUP_ERROR,
-                                  f"credentials refused ({reason}); {fix}", **common)
+                                  f"credentials refused ({reason}); {fix}",
+                                  failure_kind=K.CREDENTIALS, **common)
         if outcome.exit_code == EX_TEMPFAIL:
             return DispatchResult(Classification.RETRYABLE_TRANSIENT, reason,
-                                  retry_after_s=result.get("retry_after_s"), **common)
-        return DispatchResult(Classification.FAILED, reason, **common)
+                                  retry_after_s=result.get("retry_after_s"),
+                                  failure_kind=_reported_kind(result), **common)
+        return DispatchResult(Classification.FAILED, reason, failure_kind=_reported_kind(result),
+                              **common)
 
     @staticmethod
     def _event(line: str) -> CanonicalEvent:
@@ -156,3 +165,11 @@ class ExecAgent:
             return CanonicalEvent(CanonicalKind(data.get("type", "assistant")), data)
         except ValueError:
             return CanonicalEvent(CanonicalKind.SYSTEM, data)
+
+
+def _reported_kind(result: Mapping[str, Any]) -> K:
+    """The failure kind a failing run's result line names, else ``agent_error``."""
+    try:
+        return K(str(result.get("failure_kind")))
+    except ValueError:
+        return K.AGENT_ERROR

@@ -19,7 +19,7 @@ from oxi_core.inference.routing import (
     Routing,
     load_routing,
 )
-from oxi_core.models import Classification
+from oxi_core.models import PROVIDER_FAILURES, Classification
 
 if TYPE_CHECKING:
     from oxi_core.agentic.types import DispatchResult
@@ -80,15 +80,9 @@ def agent_model(config: OxiConfig, agent: str, model: str | None) -> str | None:
 
 
 def provider_failure(result: DispatchResult) -> str | None:
-    """Why a run failed for a reason of its provider (so another agent may succeed): the
-    agents' shared wording for 5xx / overload, rejected credentials and an unreachable API."""
-    if result.classification is Classification.SUCCESS:
+    """Why a run failed for a reason of its provider, so that another agent may succeed (5xx,
+    overload, rejected credentials, an unreachable or silent API): the failure kind its
+    adapter classified, never the wording of its reason."""
+    if result.classification is Classification.SUCCESS or result.failure_kind is None:
         return None
-    reason = result.reason.lower()
-    if reason.startswith("model server error"):
-        return "overloaded" if "529" in reason or "overload" in reason else "server_error"
-    if reason.startswith("credentials rejected"):
-        return "credentials"
-    if reason.startswith("connection to the model api failed"):
-        return "connection"
-    return None
+    return str(result.failure_kind) if result.failure_kind in PROVIDER_FAILURES else None

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import enum
-
 from oxi_core.errors import OxiError
-from oxi_core.models import Classification
+from oxi_core.models import PROVIDER_FAILURES, Classification, FailureKind
+
+__all__ = ["PROVIDER_FAILURES", "UNREACHABLE", "FailureKind", "InferenceError", "kind_for_status",
+           "retry_after_seconds"]
 
 
-class FailureKind(enum.StrEnum):
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"  # refused, reset, DNS: the gateway or provider is down
-    RATE_LIMITED = "rate_limited"  # 429
-    SERVER_ERROR = "server_error"  # 5xx
-    OVERLOADED = "overloaded"  # 529, or a 503 that says so
-    CREDENTIALS = "credentials"  # 401, 403
-    BAD_REQUEST = "bad_request"  # any other 4xx: the request itself is wrong
-    MALFORMED = "malformed"  # a 2xx whose body is not the JSON the protocol promises
-    BUDGET = "budget"  # refused before any call: the daily or the role's cap is reached
-    NOT_CONFIGURED = "not_configured"  # the routed target is not in oxi.toml
-
-
-# A provider failing for a reason of its own: the next target of the fallback chain may work.
-PROVIDER_FAILURES = frozenset({
-    FailureKind.TIMEOUT, FailureKind.CONNECTION, FailureKind.SERVER_ERROR,
-    FailureKind.OVERLOADED, FailureKind.CREDENTIALS,
-})
 # The gateway (or provider) could not be reached or answered nothing usable.
 UNREACHABLE = frozenset({FailureKind.TIMEOUT, FailureKind.CONNECTION})
 

@@ -31,8 +31,10 @@ from oxi_core.agentic.types import (
     CostSource,
     DispatchResult,
     Usage,
+    failure_extra,
 )
 from oxi_core.models import Classification
+from oxi_core.models import FailureKind as K
 
 AGENT = "claude"
 STREAM_EVENT_PREFIX = '{"type":"stream_event"'
@@ -438,27 +440,31 @@ def classify(
     """
     C = Classification
     if outcome.spawn_error:
-        return C.FAILED, f"cannot start claude: {outcome.spawn_error}", {}
+        return C.FAILED, f"cannot start claude: {outcome.spawn_error}", failure_extra(K.SETUP_ERROR)
     if outcome.line_too_long:
-        return C.FAILED, "claude printed a line over 1 MB; the run was stopped", {}
+        return (C.FAILED, "claude printed a line over 1 MB; the run was stopped",
+                failure_extra(K.AGENT_ERROR))
     if outcome.cancelled:
-        return C.FAILED, "cancelled", {}
+        return C.FAILED, "cancelled", failure_extra(K.CANCELLED)
     result = run.result
     if result is None and outcome.stalled:
-        return C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s), {}
+        return (C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s),
+                failure_extra(K.STALLED))
     if result is None and outcome.timed_out:
-        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
+        return (C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s",
+                failure_extra(K.AGENT_TIMEOUT))
     if result is None and outcome.exit_code == 130:
-        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
+        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", failure_extra(K.INTERRUPTED)
     if result is None:
         code = outcome.exit_code
         if code is None or code < 0 or code in SIGNAL_EXITS:
             return (
                 C.RETRYABLE_TRANSIENT,
                 (f"claude ended without a result line (exit {code}): killed or interrupted"),
-                {},
+                failure_extra(K.INTERRUPTED),
             )
-        return C.FAILED, f"claude exited {code} without a result: {_stderr_line(outcome)}", {}
+        return (C.FAILED, f"claude exited {code} without a result: {_stderr_line(outcome)}",
+                failure_extra(K.AGENT_ERROR))
     text = result.get("result") if isinstance(result.get("result"), str) else ""
     if result.get("is_error"):
         status = result.get("api_error_status")
@@ -468,27 +474,34 @@ def classify(
             return (
                 C.RETRYABLE_TRANSIENT,
                 f"rate limited (HTTP 429): {detail}",
-                {"rate_limit_exhausted": True, "retry_after_s": run.retry_delay_s},
+                {"rate_limit_exhausted": True, "retry_after_s": run.retry_delay_s,
+                 "failure_kind": K.RATE_LIMITED},
             )
         if status is not None and (status >= 500 or status == 529 or status == 408):
             return (
                 C.RETRYABLE_TRANSIENT,
                 f"model server error (HTTP {status}): {detail}",
-                {"retry_after_s": run.retry_delay_s},
+                {"retry_after_s": run.retry_delay_s, "failure_kind": (
+                    K.TIMEOUT if status == 408 else K.OVERLOADED
+                    if status == 529 or "overload" in detail.lower() else K.SERVER_ERROR)},
             )
         if status in (401, 403):
             # Every task would be refused the same way: a setup error, not a failed task.
-            return C.SETUP_ERROR, f"credentials rejected (HTTP {status}): {detail}", {}
+            return (C.SETUP_ERROR, f"credentials rejected (HTTP {status}): {detail}",
+                    failure_extra(K.CREDENTIALS))
         if status is not None:
-            return C.FAILED, f"model API error (HTTP {status}): {detail}", {}
+            return (C.FAILED, f"model API error (HTTP {status}): {detail}",
+                    failure_extra(K.BAD_REQUEST))
         subtype = result.get("subtype")
         if subtype == "error_max_turns":
-            return C.FAILED, f"max turns reached ({detail})", {}
+            return C.FAILED, f"max turns reached ({detail})", failure_extra(K.AGENT_ERROR)
         if subtype == "error_max_budget_usd":
-            return C.FAILED, f"max cost reached ({detail})", {}
+            return C.FAILED, f"max cost reached ({detail})", failure_extra(K.BUDGET)
         if _CONNECTION_TEXT.search(detail):
-            return C.RETRYABLE_TRANSIENT, f"connection to the model API failed: {detail}", {}
-        return C.FAILED, f"claude reported an error ({subtype}): {detail}", {}
+            return (C.RETRYABLE_TRANSIENT, f"connection to the model API failed: {detail}",
+                    failure_extra(K.CONNECTION))
+        return (C.FAILED, f"claude reported an error ({subtype}): {detail}",
+                failure_extra(K.AGENT_ERROR))
     denied_ids, denied_names = _denied_tools(run)
     if run.tool_uses and set(run.tool_uses) <= set(denied_ids):
         names = ", ".join(dict.fromkeys(denied_names))
@@ -498,7 +511,7 @@ def classify(
                 f"every tool call was refused by the permission mode: {names}; allow them with "
                 "kwargs.allowed_tools or kwargs.permission_mode"
             ),
-            {},
+            failure_extra(K.AGENT_ERROR),
         )
     return C.SUCCESS, "", {}
 

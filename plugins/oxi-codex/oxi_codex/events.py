@@ -41,8 +41,10 @@ from oxi_core.agentic.types import (
     CostSource,
     DispatchResult,
     Usage,
+    failure_extra,
 )
 from oxi_core.models import Classification
+from oxi_core.models import FailureKind as K
 
 AGENT = "codex"
 TEXT_LIMIT = 4000
@@ -385,16 +387,19 @@ def classify_failure(message: str) -> Verdict:
     text = message.strip()[:400] or "turn failed without a message"
     lowered = text.lower()
     statuses = {int(code) for code in _STATUS.findall(text)}
-    rate: dict[str, Any] = {"rate_limit_exhausted": True, "retry_after_s": retry_delay_s(text)}
+    rate: dict[str, Any] = {"rate_limit_exhausted": True, "retry_after_s": retry_delay_s(text),
+                            "failure_kind": K.RATE_LIMITED}
     # Every task would be refused the same way: a setup error, not a failed task.
-    auth: Verdict = (C.SETUP_ERROR, f"credentials rejected: {text}", {})
+    auth: Verdict = (C.SETUP_ERROR, f"credentials rejected: {text}", failure_extra(K.CREDENTIALS))
     transient: Verdict = (
         C.RETRYABLE_TRANSIENT,
         f"model server error: {text}",
-        {"retry_after_s": retry_delay_s(text)},
+        {"retry_after_s": retry_delay_s(text),
+         "failure_kind": (K.OVERLOADED if 529 in statuses or "overload" in lowered
+                          else K.SERVER_ERROR)},
     )
     if "idle timeout" in lowered:
-        return C.RETRYABLE_TRANSIENT, f"stalled: {text}", {}
+        return C.RETRYABLE_TRANSIENT, f"stalled: {text}", failure_extra(K.STALLED)
     if 429 in statuses:
         return C.RETRYABLE_TRANSIENT, f"rate limited: {text}", rate
     if statuses & {401, 403}:
@@ -407,7 +412,7 @@ def classify_failure(message: str) -> Verdict:
         return auth
     if _TRANSIENT_TEXT.search(text):
         return transient
-    return C.FAILED, f"codex turn failed: {text}", {}
+    return C.FAILED, f"codex turn failed: {text}", failure_extra(K.AGENT_ERROR)
 
 
 def _stderr_line(outcome: RunOutcome) -> str:
@@ -445,9 +450,10 @@ def classify(
     """
     C = Classification
     if outcome.spawn_error:
-        return C.FAILED, f"cannot start codex: {outcome.spawn_error}", {}
+        return C.FAILED, f"cannot start codex: {outcome.spawn_error}", failure_extra(K.SETUP_ERROR)
     if outcome.line_too_long:
-        return C.FAILED, "codex printed a line over 1 MB; the run was stopped", {}
+        return (C.FAILED, "codex printed a line over 1 MB; the run was stopped",
+                failure_extra(K.AGENT_ERROR))
     if turn_cap_hit or (max_turns and run.turns > max_turns):
         return (
             C.FAILED,
@@ -455,32 +461,37 @@ def classify(
                 f"max turns reached: {run.turns} model turns for a limit of {max_turns} (codex has "
                 "no turn limit of its own; oxi counts tool steps and stops it)"
             ),
-            {},
+            failure_extra(K.AGENT_ERROR),
         )
     if outcome.cancelled:
-        return C.FAILED, "cancelled", {}
+        return C.FAILED, "cancelled", failure_extra(K.CANCELLED)
     if run.failure is not None:
         return classify_failure(run.failure)
     if run.completed_turns:
         done = actions if actions is not None else run.actions
         if sandboxed and done and not any(action.ok for action in done):
             listed = "; ".join(action.detail for action in done[:5])
-            return C.FAILED, (f"every tool call was refused by the sandbox or failed: {listed}"), {}
+            return (C.FAILED, f"every tool call was refused by the sandbox or failed: {listed}",
+                    failure_extra(K.AGENT_ERROR))
         return C.SUCCESS, "", {}
     if outcome.stalled:
-        return C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s), {}
+        return (C.RETRYABLE_TRANSIENT, outcome.stall_reason(stall_timeout_s),
+                failure_extra(K.STALLED))
     if outcome.timed_out:
-        return C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s", {}
+        return (C.RETRYABLE_TRANSIENT, f"timed out after {timeout_s:g} s",
+                failure_extra(K.AGENT_TIMEOUT))
     code = outcome.exit_code
     if code == 130:
-        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", {}
+        return C.RETRYABLE_TRANSIENT, "interrupted (exit 130)", failure_extra(K.INTERRUPTED)
     if code != 0 and run.errors:
         return classify_failure(run.errors[-1])
     if code is None or code < 0 or code in SIGNAL_EXITS:
-        return C.RETRYABLE_TRANSIENT, f"codex was killed (exit {code}) before its turn ended", {}
+        return (C.RETRYABLE_TRANSIENT, f"codex was killed (exit {code}) before its turn ended",
+                failure_extra(K.INTERRUPTED))
     if code == 0:
-        return C.RETRYABLE_TRANSIENT, "codex exited 0 without turn.completed (interrupted?)", {}
-    return C.FAILED, f"codex exited {code}: {_stderr_line(outcome)}", {}
+        return (C.RETRYABLE_TRANSIENT, "codex exited 0 without turn.completed (interrupted?)",
+                failure_extra(K.INTERRUPTED))
+    return C.FAILED, f"codex exited {code}: {_stderr_line(outcome)}", failure_extra(K.AGENT_ERROR)
 
 
 def run_usage(
