@@ -5,8 +5,10 @@ call is budgeted and costed in the ledger (its ``inference_call`` event carries 
 verdict does not count it twice). The diff is untrusted: it is cut to ``max_diff_chars`` and
 fenced between markers carrying a random nonce the diff cannot know, and the instructions say
 nothing inside the fence is an instruction. The answer must be one JSON object matching
-``VERDICT_SCHEMA``; anything else is never an approval: the verdict is ABSTAIN (the pull
-request waits for a person), as it is when no model can be reached.
+``VERDICT_SCHEMA``; anything else is never an approval. An answer that is no verdict (not
+JSON, another verdict, findings missing) is put to the model again, told what was wrong, up to
+``max_asks`` asks in all (each a ``critic_reasked`` event after the first); then the verdict is
+ABSTAIN (the pull request waits for a person), as it is at once when no model can be reached.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ Answer with exactly one JSON object and nothing else:
 Approve only when the diff implements the roadmap item and nothing in it must change. \
 Request changes with at least one finding otherwise."""
 
+REASK = ("That answer is not a verdict oxi can read: {problem}. Answer again with exactly one "
+         "JSON object as described, and nothing else.")
+
 _JSON_BLOCK = re.compile(r"^```(?:json)?\s*(?P<body>.*?)\s*```$", re.DOTALL)
 
 
@@ -104,12 +109,15 @@ def _finding(item: dict[str, Any]) -> str:
 
 @attrs.define
 class LLMCritic:
-    """kwargs: ``max_diff_chars`` (the fence's size cap), ``max_tokens`` (the answer's)."""
+    """kwargs: ``max_diff_chars`` (the fence's size cap), ``max_tokens`` (the answer's),
+    ``max_asks`` (how often an answer that is no verdict is asked for)."""
 
     # The longest diff sent to the model (longer ones are cut, and say so).
     max_diff_chars: int = 60_000
     # The longest answer asked for.
     max_tokens: int = 1500
+    # Asks in all before an answer that is no verdict makes the critic abstain (at least 1).
+    max_asks: int = attrs.field(default=2, validator=attrs.validators.ge(1))
     _context: Any = attrs.field(init=False, default=None, repr=False)
 
     def bind(self, context: Any) -> None:
@@ -125,23 +133,32 @@ class LLMCritic:
     def judge(self, subject: PullRequestSubject) -> Verdict:
         from oxi_core.inference.calls import complete_for_role_sync
         from oxi_core.inference.errors import InferenceError
+        from oxi_core.ledger import events as ev
 
         if self._context is None:
             raise RuntimeError("the llm critic was built without oxi's context (bind)")
         messages = review_messages(subject.title, subject.subtitle, self.diff_of(subject),
                                    max_diff_chars=self.max_diff_chars)
-        try:
-            result = complete_for_role_sync(
-                self._context.config, self._context.ledger, "critic", messages,
-                task_id=subject.task_id, max_tokens=self.max_tokens)
-        except InferenceError as error:
-            return Verdict(VerdictKind.ABSTAIN, (f"no critic model answered: {error}",),
-                           cost_source="none")
-        answer, problem = parse_verdict(result.text)
-        # The call's cost is on its inference_call event already.
-        if answer is None:
-            return Verdict(VerdictKind.ABSTAIN, (problem,), result.text[-2000:],
-                           cost_source="inference_call")
+        for ask in range(1, self.max_asks + 1):
+            try:
+                result = complete_for_role_sync(
+                    self._context.config, self._context.ledger, "critic", messages,
+                    task_id=subject.task_id, max_tokens=self.max_tokens)
+            except InferenceError as error:
+                return Verdict(VerdictKind.ABSTAIN, (f"no critic model answered: {error}",),
+                               cost_source="none")
+            answer, problem = parse_verdict(result.text)
+            if answer is not None:
+                break
+            if ask == self.max_asks:
+                # The calls' costs are on their inference_call events already.
+                return Verdict(VerdictKind.ABSTAIN, (f"{problem} (asked {ask} times)",),
+                               result.text[-2000:], cost_source="inference_call")
+            self._context.ledger.append(ev.CRITIC_REASKED, task_id=subject.task_id, payload={
+                "ask": ask + 1, "of": self.max_asks, "problem": problem})
+            messages = [*messages, {"role": "assistant", "content": result.text[-4000:]},
+                        {"role": "user", "content": REASK.format(problem=problem)}]
+        assert answer is not None
         findings = tuple(_finding(item) for item in answer["findings"])
         summary = str(answer.get("summary") or "")
         if answer["verdict"] == "APPROVE":

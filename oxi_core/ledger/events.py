@@ -92,6 +92,7 @@ INFERENCE_REFUSED: Final = "inference_refused"
 ROUTE_FALLBACK: Final = "route_fallback"
 TRIAGE_DISABLED: Final = "triage_disabled"
 CRITIC_UNAVAILABLE: Final = "critic_unavailable"
+CRITIC_REASKED: Final = "critic_reasked"  # its answer was no verdict: asked again
 
 # Auto-improve: outside ideas -> roadmap proposals (oxi_core/auto_improve/, issue 13)
 AUTO_IMPROVE_SCAN_STARTED: Final = "auto_improve_scan_started"

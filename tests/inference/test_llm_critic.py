@@ -174,10 +174,44 @@ def test_the_diff_is_cut_to_its_cap_and_the_model_is_told(tmp_path: Path,
 def test_an_answer_that_is_not_a_valid_verdict_is_never_an_approval(
     tmp_path: Path, answer: str,
 ) -> None:
-    with OpenAIServer([Text(answer)]) as server:
-        verdict = review(configure(tmp_path, server), GOOD_DIFF)
+    with OpenAIServer([Text(answer), Text(answer)]) as server:
+        config = configure(tmp_path, server)
+        verdict = review(config, GOOD_DIFF)
+        asked = len(server.turns)
     assert verdict.kind is VerdictKind.ABSTAIN
     assert not verdict.approved
+    assert asked == 2 and verdict.reasons[0].endswith("(asked 2 times)")  # re-asked once
+    [reasked] = config.ledger.events(types=[ev.CRITIC_REASKED])
+    assert (reasked.task_id, reasked.payload["ask"], reasked.payload["of"]) == ("T1-1", 2, 2)
+
+
+@pytest.mark.parametrize("abstention", [
+    "I am not sure, a person should look at this.",
+    '{"verdict": "ABSTAIN", "findings": []}',  # neither approve nor request changes
+])
+def test_a_critic_that_abstains_is_asked_again_and_its_second_answer_counts(
+    tmp_path: Path, abstention: str,
+) -> None:
+    rejection = {"verdict": "REQUEST_CHANGES", "summary": "wrong function",
+                 "findings": [{"file": "calc.py", "line": 3, "problem": "no multiply"}]}
+    with OpenAIServer([Text(abstention), Text(json.dumps(rejection))]) as server:
+        config = configure(tmp_path, server)
+        verdict = review(config, BAD_DIFF)
+        second = server.turns[1].body["messages"]
+    assert verdict.kind is VerdictKind.REJECT and verdict.reasons == ("calc.py:3: no multiply",)
+    # The second ask carries the first answer and what was wrong with it.
+    assert second[-2] == {"role": "assistant", "content": abstention}
+    assert second[-1]["role"] == "user" and "not a verdict oxi can read" in second[-1]["content"]
+    [reasked] = config.ledger.events(types=[ev.CRITIC_REASKED])
+    assert reasked.payload["problem"].startswith("the critic model's answer")
+    assert len(config.ledger.events(types=[ev.INFERENCE_CALL])) == 2  # both asks are costed
+
+
+def test_max_asks_bounds_the_asking(tmp_path: Path) -> None:
+    with OpenAIServer([Text("no"), Text("no"), Text("no")]) as server:
+        verdict = review(configure(tmp_path, server, max_asks=3), GOOD_DIFF)
+        asked = len(server.turns)
+    assert verdict.kind is VerdictKind.ABSTAIN and asked == 3
 
 
 def test_a_fenced_json_answer_is_read() -> None:
