@@ -228,6 +228,7 @@ class Engine:
         self._phase_errors: dict[str, str] = {}
         self._notifications: list[concurrent.futures.Future[None]] = []
         self._notify_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._notify_lock = threading.Lock()  # the reap phase may notify from its thread
         self._roadmap_cache: tuple[str, Roadmap] | None = None
         # What the last ingest read: (its sha256, its text); parsed only when needed.
         self._roadmap_source: tuple[str, str] | None = None
@@ -267,8 +268,18 @@ class Engine:
         return self._roadmap_cache[1]
 
     async def tick(self) -> TickReport:
+        import asyncio
+
         report = TickReport()
-        if self._before_dispatch(report):
+        self._before_reap(report)
+        if self._reap_needed():
+            # On a worker thread: heartbeat triage asks a model (up to its timeout) and an
+            # orphan's kill has a grace period, while this loop streams the running agents.
+            skip = frozenset(self.workers)
+            await asyncio.to_thread(self._phase, report, "reap",
+                                    lambda: self._reap_claims(report, skip))
+            self._notify_reaped(report)
+        if self._after_reap(report):
             slots = self._free_slots(report)
             if slots > 0:
                 self._dispatch(report, slots)
@@ -277,12 +288,18 @@ class Engine:
     def _before_dispatch(self, report: TickReport) -> bool:
         """The phases before dispatch (sweep once, ingest, reap, observe), none of which needs
         an event loop; True when dispatch may go ahead."""
+        self._before_reap(report)
+        self._phase(report, "reap", lambda: self._reap(report))
+        return self._after_reap(report)
+
+    def _before_reap(self, report: TickReport) -> None:
         if not self._swept:
             self._swept = True
             self._phase(report, "sweep", self.startup)
         if not self._phase(report, "ingest", lambda: self._ingest(report)):
             self._roadmap_source = None  # unreadable, or the phase failed: nothing to dispatch
-        self._phase(report, "reap", lambda: self._reap(report))
+
+    def _after_reap(self, report: TickReport) -> bool:
         self._phase(report, "observe", lambda: self._observe(report))
         if self.stop_dispatching:
             return False
@@ -519,10 +536,20 @@ class Engine:
             self.record(ev.PR_CLOSED, task_id=task.id,
                         payload={"pr": task.pr_number, "comment": comment})
 
+    def _reap_needed(self) -> bool:
+        """Nothing claimed: nothing to judge (and no process table to read)."""
+        return bool(self.ledger.query("SELECT 1 FROM tasks WHERE status = ? LIMIT 1",
+                                      (str(TaskStatus.DISPATCHED),)))
+
     def _reap(self, report: TickReport) -> None:
-        if not self.ledger.query("SELECT 1 FROM tasks WHERE status = ? LIMIT 1",
-                                 (str(TaskStatus.DISPATCHED),)):
-            return  # nothing claimed: nothing to judge (and no process table to read)
+        if not self._reap_needed():
+            return
+        self._reap_claims(report, frozenset(self.workers))
+        self._notify_reaped(report)
+
+    def _reap_claims(self, report: TickReport, skip: frozenset[str]) -> None:
+        """Reap the dead claims but those of ``skip`` (this engine's running workers). Safe on
+        a worker thread: it reads no engine state an event loop changes."""
         from oxi_core.engine.reaper import reap_zombies
 
         triage = None
@@ -532,9 +559,11 @@ class Engine:
             triage = HeartbeatTriage(self.config, self.ledger)  # one per tick
         report.reaped = reap_zombies(
             self.ledger, now=self.clock(), timeout_s=self.config.policy.heartbeat_timeout_s,
-            host=self.host, skip=frozenset(self.workers), triage=triage,
+            host=self.host, skip=skip, triage=triage,
             own=(self.supervisor_pid, self.supervisor_started_at),
         )
+
+    def _notify_reaped(self, report: TickReport) -> None:
         for reaped in report.reaped:
             self.notify_last(ev.ZOMBIE_REAPED, reaped.task_id)
 
@@ -1057,13 +1086,14 @@ class Engine:
 
         if event.type not in NOTIFY_EVENT_TYPES:
             return
-        if self._notify_pool is None:
-            import concurrent.futures
+        with self._notify_lock:
+            if self._notify_pool is None:
+                import concurrent.futures
 
-            self._notify_pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="oxi-notify")
-        self._notifications = [f for f in self._notifications if not f.done()]
-        self._notifications.append(self._notify_pool.submit(self._deliver, event))
+                self._notify_pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="oxi-notify")
+            self._notifications = [f for f in self._notifications if not f.done()]
+            self._notifications.append(self._notify_pool.submit(self._deliver, event))
 
     def flush_notifications(self, timeout_s: float = 30.0) -> None:
         if not self._notifications:

@@ -3,23 +3,27 @@ off, the reaper writes exactly what it wrote before; a down gateway disables it 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import psutil
 
+from oxi_core.agentic.types import CanonicalEvent, CanonicalKind
 from oxi_core.config import load_config
-from oxi_core.engine.engine import Engine, TickReport
+from oxi_core.engine.engine import PAUSED_KEY, Engine, TickReport
 from oxi_core.engine.reaper import reap_zombies, this_host
+from oxi_core.engine.transcripts import TranscriptWriter, transcript_path
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.models import isoformat, utcnow
 from oxi_core.tasks import Task, TaskStatus
 from oxi_core.testing import repos
-from oxi_core.testing.model_server import Reply, Text, Usage
+from oxi_core.testing.model_server import RecordedRequest, Reply, Response, Step, Text, Usage
 from oxi_core.testing.openai_server import OpenAIServer
 from tests.conftest import roadmap
 
@@ -138,3 +142,68 @@ def test_with_triage_off_the_reaper_writes_byte_for_byte_what_it_wrote_before(
     assert dumps[0] == dumps[1] == dumps[2]
     assert [row[0] for row in dumps[0]] == [ev.ZOMBIE_REAPED]
     assert '"triage_summary"' not in dumps[0][0][3]
+
+
+class HeldTriageModel(OpenAIServer):
+    """Answers a triage call only once the test releases it (from the engine's event loop),
+    or says it never was after 20 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = threading.Event()
+        self.released = threading.Event()
+
+    def respond(self, request: RecordedRequest, step: Step | None) -> Response:
+        if request.path.rstrip("/") != "/v1/chat/completions":
+            return super().respond(request, step)
+        self.asked.set()
+        answer = ("released by the engine's loop" if self.released.wait(timeout=20)
+                  else "never released: the loop was blocked")
+        return super().respond(request, Reply(Text(answer)))
+
+
+def test_triage_runs_off_the_event_loop_while_the_loop_keeps_running(
+    repo_factory: Callable[..., repos.TestRepo],
+) -> None:
+    # The model answers only when a coroutine on the tick's own event loop lets it: a triage
+    # call made on the loop would hold the loop, and the coroutine with it, until it gave up.
+    with HeldTriageModel() as server:
+        engine = engine_for(repo_factory, gateway_toml(server), triage=True)
+        engine.ledger.state_set(PAUSED_KEY, "now")  # reap, dispatch nothing
+        plant_stuck(engine.ledger, "T1-5")
+
+        async def tick_while_the_loop_runs() -> TickReport:
+            async def on_the_loop() -> None:
+                while not server.asked.is_set():
+                    await asyncio.sleep(0.01)
+                server.released.set()
+
+            beside = asyncio.create_task(on_the_loop())
+            report = await engine.tick()
+            await beside
+            return report
+
+        report = asyncio.run(tick_while_the_loop_runs())
+    assert [r.task_id for r in report.reaped] == ["T1-5"]
+    [reaped] = engine.ledger.events(types=[ev.ZOMBIE_REAPED])
+    assert reaped.payload["triage_summary"] == "released by the engine's loop"
+
+
+def test_the_model_reads_the_tail_of_the_agents_transcript(
+    repo_factory: Callable[..., repos.TestRepo],
+) -> None:
+    with OpenAIServer([Text("It waited on a lock.")]) as server:
+        engine = engine_for(repo_factory, gateway_toml(server), triage=True)
+        plant_stuck(engine.ledger, "T1-5")
+        transcript = TranscriptWriter(transcript_path(engine.config.paths, "T1-5", 1))
+        transcript.write(CanonicalEvent(CanonicalKind.ASSISTANT, {"text": "first thoughts"}))
+        for n in range(40):
+            transcript.write(CanonicalEvent(CanonicalKind.TOOL_USE, {"name": f"step-{n}"}))
+        transcript.write(CanonicalEvent(CanonicalKind.ASSISTANT,
+                                        {"text": "waiting for the lock on .git/index.lock"}))
+        transcript.close()
+        engine._reap(TickReport())
+        prompt = server.turns[0].body["messages"][1]["content"]
+    assert "the agent's transcript of attempt 1, last 30 events:" in prompt
+    assert "[assistant] waiting for the lock on .git/index.lock" in prompt
+    assert "[tool_use] step-39" in prompt and "first thoughts" not in prompt  # the tail only
