@@ -53,3 +53,15 @@ def test_the_starter_config_points_at_the_page() -> None:
     text = render_toml(Detected(ROOT, "exec", None, None, None, "origin", "main"))
     assert "docs/configuration.md" in text
     assert (ROOT / "docs" / "configuration.md").is_file()
+
+
+def test_the_exec_agents_contract_is_on_the_page() -> None:
+    from oxi_core.builtins.exec_agent import EX_NOPERM, EX_TEMPFAIL
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    section = page.split('## `[agents.NAME] type = "exec"`', 1)[1].split("\n## ", 1)[0]
+    said = " ".join(section.split())
+    for promise in ("$OXI_PROMPT", "$OXI_TASK_ID", "$OXI_MAX_COST_USD",
+                    f"{EX_TEMPFAIL} (EX_TEMPFAIL)", f"{EX_NOPERM} (EX_NOPERM)", "setup error",
+                    "failure_kind"):
+        assert promise in said, promise

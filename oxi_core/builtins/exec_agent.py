@@ -1,15 +1,6 @@
-"""The ``exec`` agent: runs a configured argv in the worktree as the worker.
-
-The prompt arrives in ``$OXI_PROMPT`` and in the file ``$OXI_PROMPT_FILE`` (removed when the
-run ends: prompt_files), the task id in ``$OXI_TASK_ID``, and the run's dollar cap (the per-task
-cap for its model) in ``$OXI_MAX_COST_USD``: the agent must stay within it. Exit 0 is success,
-exit 75 (EX_TEMPFAIL) a transient failure worth retrying, exit 77 (EX_NOPERM) credentials the
-agent's provider refused (a setup error: the engine pauses), anything else a failure. A stdout
-line that is a JSON object is an event; ``{"type": "result", "cost_usd": ..,
-"input_tokens": .., "output_tokens": ..}`` reports what the run cost, and a failing run may add
-``"failure_kind"`` (a models.FailureKind value such as ``"server_error"``: routing then falls
-back to the next agent on a provider failure; without it a failure is ``agent_error``).
-"""
+"""The ``exec`` agent: runs a configured argv in the worktree as the worker. Its contract
+(environment, exit codes, result line) is :class:`ExecAgent`'s docstring, which
+docs/configuration.md shows; the prompt file is removed when the run ends (prompt_files)."""
 
 from __future__ import annotations
 
@@ -34,6 +25,17 @@ EX_NOPERM = 77
 
 @attrs.define
 class ExecAgent:
+    """Runs any program as the worker, in the task's worktree. It gets the prompt in
+    ``$OXI_PROMPT`` and the file ``$OXI_PROMPT_FILE``, the task id in ``$OXI_TASK_ID``, and its
+    dollar cap (the per-task cap for its model) in ``$OXI_MAX_COST_USD``, which it must stay
+    within (a run reporting more is a ``task_cap_exceeded`` event and a notification). Its exit
+    says how it went: 0 success; 75 (EX_TEMPFAIL) a transient failure, retried later; 77
+    (EX_NOPERM) its provider refused its credentials, a setup error: the task is requeued
+    without counting the attempt and the engine pauses until ``oxi resume``; anything else a
+    failure. A stdout line ``{"type": "result", "cost_usd": .., "input_tokens": ..,
+    "output_tokens": ..}`` reports what the run cost; a failing run may add ``"failure_kind"``
+    (e.g. ``"server_error"``: routing then falls back to the next agent)."""
+
     # The program and its arguments (never a shell string); it runs in the task's worktree with the
     # prompt in $OXI_PROMPT and $OXI_PROMPT_FILE.
     argv: tuple[str, ...]
