@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -393,7 +394,8 @@ def test_spend_counts_refunds_and_ignores_free_events(ledger: Ledger) -> None:
 
 def test_spend_queries_never_scan_the_events(ledger: Ledger, clock: FakeClock) -> None:
     # The budget gate runs spend_since() before every dispatch: on a big ledger it must read
-    # the per-hour totals, and events only through the spend index for a part of an hour.
+    # the per-hour totals, and events only through the spend index for a part of an hour, or
+    # by id above the mark of those counted (m012: what another program wrote meanwhile).
     statements: list[str] = []
     ledger.conn.set_trace_callback(statements.append)
     ledger.spend_since(isoformat(START.replace(minute=0, second=0, microsecond=0)))
@@ -406,7 +408,10 @@ def test_spend_queries_never_scan_the_events(ledger: Ledger, clock: FakeClock) -
         plan = " ".join(str(row[-1]) for row in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "spend_by_hour" in plan, (sql, plan)
         assert "SCAN events" not in plan, (sql, plan)
-        if "FROM events" in sql:
+        reads = re.findall(r"(?:SEARCH|SCAN) events\b.*?(?= SCALAR|$)", plan)
+        assert all("events_spend" in read or "(rowid>?)" in read for read in reads), (sql, plan)
+        assert "INTEGER PRIMARY KEY (rowid>?)" in plan, (sql, plan)
+        if "ts < " in sql:  # the part of the first hour
             assert "COVERING INDEX events_spend" in plan, (sql, plan)
 
 
@@ -485,6 +490,13 @@ def test_the_spend_totals_are_the_sums_of_the_events_whatever_writes_them(
             with ledger.transaction() as conn:
                 conn.execute("DELETE FROM events WHERE id = (SELECT max(id) FROM events)")
             ledger.append(ev.AGENT_EVENT, cost_usd=costs[0])  # gets the deleted one's id
+    # Readers are exact before the next write counts another program's rows.
+    total = ledger.query("SELECT coalesce(sum(cost_usd), 0) FROM events")[0][0]
+    assert ledger.total_spend() == pytest.approx(total, abs=1e-9)
+    for since in (START, START + timedelta(minutes=90), START + timedelta(hours=7, minutes=13)):
+        spent = ledger.query("SELECT coalesce(sum(cost_usd), 0) FROM events WHERE ts >= ?",
+                             (isoformat(since),))[0][0]
+        assert ledger.spend_since(isoformat(since)) == pytest.approx(spent, abs=1e-9)
     ledger.append(ev.TICK_FINISHED)  # counts what another program wrote last
 
     def agree() -> None:

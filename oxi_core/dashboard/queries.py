@@ -14,7 +14,7 @@ import attrs
 
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
-from oxi_core.ledger.migrations import SPEND_MODEL_SQL, SPEND_ROLE_SQL
+from oxi_core.ledger.migrations import SPEND_MODEL_SQL, SPEND_ROLE_SQL, UNCOUNTED_SPEND
 from oxi_core.models import Event, isoformat
 from oxi_core.policy import RepoPaths
 from oxi_core.tasks import Task, TaskStatus
@@ -149,20 +149,27 @@ def cost(ledger: Ledger, now: datetime, settings: Settings) -> dict[str, Any]:
 
 def spend_rows(ledger: Ledger, first_day: str) -> tuple[list[tuple[Any, ...]], str]:
     """(day, type, role, model, dollars, events) from ``first_day`` on: from the per-day totals
-    of migration m011, or, on a ledger that has not had it yet, from the events themselves."""
-    if "m011_spend_by_day" in ledger.applied_migrations():
-        return ledger.query(
+    of migration m011 (with the events not counted in them yet, m012), or, on a ledger that
+    has not had it yet, from the events themselves. A key may come twice: callers add."""
+    applied = ledger.applied_migrations()
+    if "m011_spend_by_day" in applied:
+        kept = ledger.query(
             "SELECT day, type, role, model, cost_usd, events FROM spend_by_day "
-            "WHERE day >= ? AND events > 0", (first_day,)), "spend_by_day"
+            "WHERE day >= ? AND events > 0", (first_day,))
+        if "m012_spend_by_batch" in applied:
+            kept += raw_spend_rows(ledger, first_day, where=UNCOUNTED_SPEND)
+        return kept, "spend_by_day"
     return raw_spend_rows(ledger, first_day), "events"
 
 
-def raw_spend_rows(ledger: Ledger, first_day: str) -> list[tuple[Any, ...]]:
-    """The same figures read from every costed event (what m011's totals spare)."""
+def raw_spend_rows(ledger: Ledger, first_day: str,
+                   where: str = "cost_usd != 0") -> list[tuple[Any, ...]]:
+    """The same figures read from the costed events (``where``: SQL from this package's
+    constants) themselves (what m011's totals spare)."""
     role, model = SPEND_ROLE_SQL.format(p="payload"), SPEND_MODEL_SQL.format(p="payload")
     return ledger.query(
         f"SELECT substr(ts, 1, 10), type, {role}, {model}, sum(cost_usd), count(*) "  # noqa: S608
-        "FROM events WHERE ts >= ? AND cost_usd != 0 GROUP BY 1, 2, 3, 4", (first_day,))
+        f"FROM events WHERE ts >= ? AND {where} GROUP BY 1, 2, 3, 4", (first_day,))
 
 
 def throughput(ledger: Ledger, now: datetime) -> dict[str, Any]:

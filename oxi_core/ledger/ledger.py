@@ -25,6 +25,7 @@ from oxi_core.ledger.migrations import (
     COUNT_DAYS,
     COUNT_HOURS,
     MIGRATIONS,
+    UNCOUNTED_SPEND,
     apply_migrations,
     pending_migrations,
 )
@@ -560,30 +561,48 @@ class Ledger:
         """Dollars recorded by events at or after ``since`` (an ISO timestamp, any offset).
 
         Whole hours come from the per-hour totals (migration m008); only the part of the first
-        hour after ``since``, when it is not on the hour, reads events (index events_spend)."""
+        hour after ``since``, when it is not on the hour, reads events (index events_spend), and
+        the events not counted yet (``_uncounted``)."""
         start = parse_ts(since).astimezone(UTC)
         hour = start.replace(minute=0, second=0, microsecond=0)
+        uncounted = self._uncounted("AND +ts >= ?")
         with self._lock:
             if hour == start:
                 row = self.conn.execute(
-                    "SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour WHERE hour >= ?",
-                    (isoformat(hour)[:13],),
+                    "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour "  # noqa: S608
+                    f"WHERE hour >= ?){uncounted}",
+                    (isoformat(hour)[:13], *self._uncounted_params(isoformat(start))),
                 ).fetchone()
             else:
                 next_hour = isoformat(hour + timedelta(hours=1))
                 row = self.conn.execute(
-                    "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour "
+                    "SELECT (SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour "  # noqa: S608
                     "WHERE hour >= ?) + (SELECT coalesce(sum(cost_usd), 0) FROM events "
-                    "WHERE ts >= ? AND ts < ? AND cost_usd != 0)",
-                    (next_hour[:13], isoformat(start), next_hour),
+                    f"WHERE ts >= ? AND ts < ? AND cost_usd != 0){uncounted}",
+                    (next_hour[:13], isoformat(start), next_hour,
+                     *self._uncounted_params(next_hour)),
                 ).fetchone()
         return float(row[0])
 
     def total_spend(self) -> float:
+        uncounted = self._uncounted("")
+        sql = f"SELECT (SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour){uncounted}"  # noqa: S608
         with self._lock:
-            row = self.conn.execute(
-                "SELECT coalesce(sum(cost_usd), 0) FROM spend_by_hour").fetchone()
+            row = self.conn.execute(sql).fetchone()
         return float(row[0])
+
+    def _uncounted(self, condition: str) -> str:
+        """SQL adding the costed events that the totals do not hold yet (migration m012: those
+        another program wrote since oxi's last write), under ``condition`` (whose columns
+        carry a unary + so that they are read by id above the mark, never by an index on
+        them: those would reach every costed event since ``since``)."""
+        if not self._keeps_spend:
+            return ""
+        return (" + (SELECT coalesce(sum(cost_usd), 0) FROM events "  # noqa: S608
+                f"WHERE {UNCOUNTED_SPEND} {condition})")
+
+    def _uncounted_params(self, *params: str) -> tuple[str, ...]:
+        return params if self._keeps_spend else ()
 
     # -- the tasks projection -------------------------------------------------------------
 
