@@ -77,9 +77,42 @@ def remote_heads(remote: str, cwd: Path) -> dict[str, str]:
     return heads
 
 
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def stored_ref(ref: str, repo_root: Path) -> str | None:
+    """The object a full ref (``refs/...``) names, read from the files of the repository at
+    ``repo_root`` (a loose ref, else packed-refs) without starting git; None whenever that
+    cannot tell (a linked worktree's .git file, a symbolic ref, a reftable store, no such ref):
+    ask git then."""
+    if not ref.startswith("refs/"):
+        return None
+    git_dir = repo_root / ".git"
+    try:
+        text = (git_dir / ref).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        text = None
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text is not None:
+        return text if _OBJECT_ID.fullmatch(text) else None
+    try:
+        packed = (git_dir / "packed-refs").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in packed.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and _OBJECT_ID.fullmatch(sha):
+            return sha
+    return None
+
+
 def behind_and_ahead(local: str, upstream: str, cwd: Path) -> tuple[int, int] | None:
     """Commits ``upstream`` has that ``local`` lacks, and the reverse; None when either ref is
-    missing."""
+    missing. Two refs on the same commit are (0, 0) without a git process (the usual case)."""
+    local_sha = stored_ref(local, cwd)
+    if local_sha is not None and local_sha == stored_ref(upstream, cwd):
+        return 0, 0
     done = git(["rev-list", "--left-right", "--count", f"{upstream}...{local}"], cwd,
                check=False)
     counts = done.stdout.split()

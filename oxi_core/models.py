@@ -6,11 +6,17 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+# Re-exported: the ledger's row type and timestamps live apart so the ledger imports no more.
+from oxi_core.event import Event as Event
+from oxi_core.event import isoformat as isoformat
+from oxi_core.event import parse_ts as parse_ts
+from oxi_core.event import utcnow as utcnow
 
 
 class Classification(enum.StrEnum):
@@ -249,32 +255,6 @@ class InferenceResult:
     tokens_out: int = 0
     latency_ms: float = 0.0
     cost_note: str = ""
-
-
-@attrs.frozen
-class Event:
-    """One row of the ledger's append-only `events` table."""
-
-    id: int
-    ts: str
-    type: str
-    task_id: str | None = None
-    session_id: str | None = None
-    cost_usd: float = 0.0
-    payload: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def isoformat(moment: datetime) -> str:
-    """Timestamps are stored as ISO-8601 UTC with microseconds, so they sort as text."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 @functools.cache

@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
+from oxi_core.event import isoformat, parse_ts, utcnow
 from oxi_core.git import behind_and_ahead
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
-from oxi_core.models import isoformat, parse_ts, utcnow
 from oxi_core.tasks import Task, TaskStatus
 
 

@@ -145,3 +145,28 @@ def test_a_first_attempt_over_a_hand_deleted_worktree_rebuilds_it(tmp_path: Path
     assert run_git(["rev-parse", "--abbrev-ref", "HEAD"], again.path) == BRANCH
     listed = run_git(["worktree", "list", "--porcelain"], repo.root)
     assert listed.count(f"worktree {tree.path}") == 1 and "prunable" not in listed
+
+
+def test_refs_are_read_from_files_only_when_git_would_say_the_same(tmp_path: Path) -> None:
+    # `oxi status` compares the operator's main with origin's without a git process when both
+    # name one commit; every case the files cannot settle falls back to git.
+    from oxi_core.git import behind_and_ahead, rev_parse, stored_ref
+
+    repo = make_repo(tmp_path, {"a.txt": "a\n"})
+    head = rev_parse("refs/heads/main", repo.root)
+    assert stored_ref("refs/heads/main", repo.root) == head  # a loose ref
+    assert behind_and_ahead("refs/heads/main", "refs/remotes/origin/main", repo.root) == (0, 0)
+    repo.git("pack-refs", "--all")
+    assert stored_ref("refs/remotes/origin/main", repo.root) == head  # from packed-refs
+    assert stored_ref("refs/heads/nothing", repo.root) is None
+    assert stored_ref("HEAD", repo.root) is None  # not a full ref: git answers
+    repo.git("symbolic-ref", "refs/heads/alias", "refs/heads/main")
+    assert stored_ref("refs/heads/alias", repo.root) is None  # symbolic: git answers
+    repo.git("worktree", "add", "-q", str(tmp_path / "linked"))
+    assert stored_ref("refs/heads/main", tmp_path / "linked") is None  # a .git file
+    # Different commits still go to git, which counts them.
+    repo.write("b.txt", "b\n")
+    repo.git("add", "b.txt")
+    repo.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "b")
+    assert behind_and_ahead("refs/heads/main", "refs/remotes/origin/main", repo.root) == (0, 1)
+    assert behind_and_ahead("refs/remotes/origin/main", "refs/heads/main", repo.root) == (1, 0)

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from oxi_core.errors import LedgerError
+from oxi_core.event import Event, isoformat, parse_ts, utcnow
 from oxi_core.ledger import backup, driver
 from oxi_core.ledger.migrations import (
     COUNT_DAYS,
@@ -30,7 +31,6 @@ from oxi_core.ledger.migrations import (
     pending_migrations,
 )
 from oxi_core.log import may_hold_secret, redact_text
-from oxi_core.models import Event, isoformat, parse_ts, utcnow
 from oxi_core.tasks import Task, TaskStatus, check_transition
 
 Clock = Callable[[], datetime]
