@@ -67,8 +67,12 @@ def remote_branch_sha(remote: str, branch: str, cwd: Path) -> str | None:
 
 
 def remote_heads(remote: str, cwd: Path) -> dict[str, str]:
-    """Every remote-tracking branch of ``remote`` and its commit (one git call)."""
+    """Every remote-tracking branch of ``remote`` and its commit (from the files, else one git
+    call)."""
     prefix = f"refs/remotes/{remote}/"
+    stored = read_refs(cwd, prefix)
+    if stored is not None:  # read from the files: no git process
+        return {name.removeprefix(prefix): sha for name, sha in stored.items()}
     listing = out(["for-each-ref", "--format=%(refname)%00%(objectname)", prefix], cwd)
     heads: dict[str, str] = {}
     for line in listing.splitlines():
@@ -80,14 +84,78 @@ def remote_heads(remote: str, cwd: Path) -> dict[str, str]:
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
-def stored_ref(ref: str, repo_root: Path) -> str | None:
-    """The object a full ref (``refs/...``) names, read from the files of the repository at
-    ``repo_root`` (a loose ref, else packed-refs) without starting git; None whenever that
-    cannot tell (a linked worktree's .git file, a symbolic ref, a reftable store, no such ref):
-    ask git then."""
+def _files_git_dir(repo: Path) -> Path | None:
+    """The git directory of ``repo`` (a checkout's .git folder, or a bare repository itself)
+    when its refs can be read from files; None for a linked worktree (a .git file) and a
+    reftable store: git is asked then."""
+    dot_git = repo / ".git"
+    if dot_git.exists() or dot_git.is_symlink():
+        git_dir = dot_git if dot_git.is_dir() and not dot_git.is_symlink() else None
+    else:
+        git_dir = repo if (repo / "HEAD").is_file() else None
+    if git_dir is None or (git_dir / "reftable").exists() \
+            or not (git_dir / "refs" / "heads").is_dir():
+        return None
+    return git_dir
+
+
+def read_refs(repo: Path, prefix: str) -> dict[str, str] | None:
+    """Every ref under ``prefix`` (``refs/...``, ending in /) and its object, read from the
+    repository's files the way git stores them (loose refs win over packed-refs; a symbolic
+    ref takes its target's object, as for-each-ref shows it), without starting git. None
+    whenever the files cannot settle it (see _files_git_dir; an unreadable or odd file, a
+    symbolic ref pointing elsewhere): ask git then."""
+    git_dir = _files_git_dir(repo)
+    if git_dir is None or not prefix.startswith("refs/") or not prefix.endswith("/"):
+        return None
+    found: dict[str, str] = {}
+    try:
+        packed = (git_dir / "packed-refs").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        packed = ""
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in packed.splitlines():
+        if line.startswith(("#", "^")):
+            continue  # the header, and the commits annotated tags point to
+        sha, _, name = line.partition(" ")
+        if name.startswith(prefix):
+            if not _OBJECT_ID.fullmatch(sha):
+                return None
+            found[name] = sha
+    symbolic: dict[str, str] = {}
+    folder = git_dir / prefix
+    try:
+        files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+        for path in files:
+            if path.name.endswith(".lock"):
+                continue  # a ref being written: git ignores these names as refs too
+            value = path.read_text(encoding="ascii").strip()
+            name = path.relative_to(git_dir).as_posix()
+            if _OBJECT_ID.fullmatch(value):
+                found[name] = value
+            elif value.startswith("ref: "):
+                symbolic[name] = value.removeprefix("ref: ")
+            else:
+                return None
+    except (OSError, UnicodeDecodeError):  # a ref removed or rewritten as we read: ask git
+        return None
+    for name, target in symbolic.items():
+        if target not in found:
+            return None
+        found[name] = found[target]
+    return found
+
+
+def stored_ref(ref: str, repo: Path) -> str | None:
+    """The object one full ref (``refs/...``) names, read from the files of the repository at
+    ``repo`` (a checkout's root or a bare repository) without starting git; None whenever that
+    cannot tell (see read_refs; a symbolic ref; no such ref): ask git then."""
     if not ref.startswith("refs/"):
         return None
-    git_dir = repo_root / ".git"
+    git_dir = _files_git_dir(repo)
+    if git_dir is None:
+        return None
     try:
         text = (git_dir / ref).read_text(encoding="ascii").strip()
     except FileNotFoundError:

@@ -170,3 +170,44 @@ def test_refs_are_read_from_files_only_when_git_would_say_the_same(tmp_path: Pat
     repo.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "b")
     assert behind_and_ahead("refs/heads/main", "refs/remotes/origin/main", repo.root) == (0, 1)
     assert behind_and_ahead("refs/remotes/origin/main", "refs/heads/main", repo.root) == (1, 0)
+
+
+def test_ref_listings_from_files_match_for_each_ref(tmp_path: Path) -> None:
+    # The remote's branches after a fetch, and a bare origin's heads, are read from files;
+    # whatever the layout (loose, packed, a symbolic HEAD, a branch with slashes) the answer
+    # is for-each-ref's, and a layout the files cannot settle is left to git.
+    from oxi_core.git import read_refs, remote_heads
+
+    def by_git(repo: Path, prefix: str) -> dict[str, str]:
+        listing = run_git(["for-each-ref", "--format=%(refname)%00%(objectname)", prefix], repo)
+        return dict(line.split("\0", 1) for line in listing.splitlines())
+
+    repo = make_repo(tmp_path, {"a.txt": "a\n"})
+    repo.git("push", "-q", "origin", "main:oxi/T1-5-notes", "main:other")
+    repo.git("fetch", "-q", "origin")
+    repo.git("remote", "set-head", "origin", "main")  # a symbolic refs/remotes/origin/HEAD
+    for _layout in ("loose", "packed"):
+        for where, prefix in ((repo.root, "refs/remotes/origin/"), (repo.origin, "refs/heads/")):
+            assert read_refs(where, prefix) == by_git(where, prefix)
+        assert remote_heads("origin", repo.root) == {
+            name.removeprefix("refs/remotes/origin/"): sha
+            for name, sha in by_git(repo.root, "refs/remotes/origin/").items()}
+        repo.git("pack-refs", "--all")
+        run_git(["pack-refs", "--all"], repo.origin)
+    # A loose ref written over a packed one wins, as in git.
+    repo.write("b.txt", "b\n")
+    repo.git("add", "b.txt")
+    repo.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "b")
+    repo.git("push", "-q", "origin", "main:other")
+    repo.git("fetch", "-q", "origin")
+    assert read_refs(repo.root, "refs/remotes/origin/") == by_git(repo.root,
+                                                                  "refs/remotes/origin/")
+    assert read_refs(repo.origin, "refs/heads/") == by_git(repo.origin, "refs/heads/")
+    # A symbolic ref pointing outside the listing, a linked worktree: git answers.
+    repo.git("symbolic-ref", "refs/remotes/origin/odd", "refs/heads/main")
+    assert read_refs(repo.root, "refs/remotes/origin/") is None
+    repo.git("worktree", "add", "-q", str(tmp_path / "linked"))
+    assert read_refs(tmp_path / "linked", "refs/heads/") is None
+    assert remote_heads("origin", tmp_path / "linked") == {
+        name.removeprefix("refs/remotes/origin/"): sha
+        for name, sha in by_git(repo.root, "refs/remotes/origin/").items()}

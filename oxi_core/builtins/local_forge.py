@@ -103,7 +103,12 @@ class LocalForge:
         return [attrs.evolve(pr, head_sha=heads.get(pr.branch, pr.head_sha)) for pr in found]
 
     def _heads(self, *branches: str) -> dict[str, str]:
-        """The origin's branches (those named, or all) and their commits: one git call."""
+        """The origin's branches (those named, or all) and their commits: read from its files,
+        else one git call."""
+        stored = git.read_refs(self.origin, "refs/heads/")
+        if stored is not None:
+            heads = {name.removeprefix("refs/heads/"): sha for name, sha in stored.items()}
+            return {name: sha for name, sha in heads.items() if not branches or name in branches}
         listing = git.out(["for-each-ref", "--format=%(refname:lstrip=2)%00%(objectname)",
                            *([f"refs/heads/{b}" for b in branches] or ["refs/heads/"])],
                           self.origin)
@@ -136,11 +141,15 @@ class LocalForge:
         return self._origin
 
     def _open_pr(self, *, task_id: str, branch: str, title: str, body: str) -> PullRequest:
-        # Read the branch from the origin itself: no fetch, and never a stale tracking ref.
-        result = git.git(["rev-parse", f"refs/heads/{self.base}", f"refs/heads/{branch}"],
-                         self.origin, check=False)
-        found = result.stdout.split()
-        if result.returncode != 0 or len(found) != 2:
+        # Read the branch from the origin itself: no fetch, and never a stale tracking ref
+        # (from its files when they tell, else one rev-parse).
+        found = [sha for ref in (f"refs/heads/{self.base}", f"refs/heads/{branch}")
+                 if (sha := git.stored_ref(ref, self.origin)) is not None]
+        if len(found) != 2:
+            result = git.git(["rev-parse", f"refs/heads/{self.base}", f"refs/heads/{branch}"],
+                             self.origin, check=False)
+            found = result.stdout.split() if result.returncode == 0 else []
+        if len(found) != 2:
             raise OxiError(f"branch {branch} is not on {self.remote}",
                            hint="push the branch before opening a pull request")
         head = found[1]
@@ -253,7 +262,8 @@ class LocalForge:
         """Squash the branch onto the base in the bare origin itself, as a hosted forge does:
         `merge-tree --write-tree` merges in the object store, `commit-tree` makes the squash
         commit, and one `update-ref` transaction moves the base (only if it is still the commit
-        merged onto) and deletes the branch. No worktree, no fetch, no push: four processes.
+        merged onto) and deletes the branch. No worktree, no fetch, no push: three processes
+        (the heads are read from the origin's files; a for-each-ref when they cannot tell).
         The engine fetches before it next needs the base. Only the head first read is merged:
         a branch pushed to meanwhile is left open (the engine sees its head moved)."""
         first_head: str | None = None
