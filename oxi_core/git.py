@@ -87,7 +87,10 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 def _files_git_dir(repo: Path) -> Path | None:
     """The git directory of ``repo`` (a checkout's .git folder, or a bare repository itself)
     when its refs can be read from files; None for a linked worktree (a .git file) and a
-    reftable store: git is asked then."""
+    reftable store, and when the environment points git elsewhere (GIT_DIR, as in a hook):
+    git is asked then."""
+    if "GIT_DIR" in os.environ or "GIT_COMMON_DIR" in os.environ:
+        return None
     dot_git = repo / ".git"
     if dot_git.exists() or dot_git.is_symlink():
         git_dir = dot_git if dot_git.is_dir() and not dot_git.is_symlink() else None

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from oxi_core.config import load_config
 from oxi_core.engine import worktrees
 from oxi_core.engine.engine import Engine
@@ -172,7 +174,8 @@ def test_refs_are_read_from_files_only_when_git_would_say_the_same(tmp_path: Pat
     assert behind_and_ahead("refs/remotes/origin/main", "refs/heads/main", repo.root) == (1, 0)
 
 
-def test_ref_listings_from_files_match_for_each_ref(tmp_path: Path) -> None:
+def test_ref_listings_from_files_match_for_each_ref(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # The remote's branches after a fetch, and a bare origin's heads, are read from files;
     # whatever the layout (loose, packed, a symbolic HEAD, a branch with slashes) the answer
     # is for-each-ref's, and a layout the files cannot settle is left to git.
@@ -208,6 +211,9 @@ def test_ref_listings_from_files_match_for_each_ref(tmp_path: Path) -> None:
     assert read_refs(repo.root, "refs/remotes/origin/") is None
     repo.git("worktree", "add", "-q", str(tmp_path / "linked"))
     assert read_refs(tmp_path / "linked", "refs/heads/") is None
+    monkeypatch.setenv("GIT_DIR", str(repo.root / ".git"))  # git is pointed elsewhere
+    assert read_refs(repo.origin, "refs/heads/") is None
+    monkeypatch.delenv("GIT_DIR")
     assert remote_heads("origin", tmp_path / "linked") == {
         name.removeprefix("refs/remotes/origin/"): sha
         for name, sha in by_git(repo.root, "refs/remotes/origin/").items()}
