@@ -111,6 +111,26 @@ def read_refs(repo: Path, prefix: str) -> dict[str, str] | None:
     git_dir = _files_git_dir(repo)
     if git_dir is None or not prefix.startswith("refs/") or not prefix.endswith("/"):
         return None
+    # Loose refs first, then packed-refs: `git pack-refs` (run by gc after a fetch) writes
+    # packed-refs before it deletes the loose files, so a ref is never missed in between.
+    loose: dict[str, str] = {}
+    symbolic: dict[str, str] = {}
+    folder = git_dir / prefix
+    try:
+        files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
+        for path in files:
+            if path.name.endswith(".lock"):
+                continue  # a ref being written: git ignores these names as refs too
+            value = path.read_text(encoding="ascii").strip()
+            name = path.relative_to(git_dir).as_posix()
+            if _OBJECT_ID.fullmatch(value):
+                loose[name] = value
+            elif value.startswith("ref: "):
+                symbolic[name] = value.removeprefix("ref: ")
+            else:
+                return None
+    except (OSError, UnicodeDecodeError):  # a ref removed or rewritten as we read: ask git
+        return None
     found: dict[str, str] = {}
     try:
         packed = (git_dir / "packed-refs").read_text(encoding="utf-8")
@@ -126,23 +146,7 @@ def read_refs(repo: Path, prefix: str) -> dict[str, str] | None:
             if not _OBJECT_ID.fullmatch(sha):
                 return None
             found[name] = sha
-    symbolic: dict[str, str] = {}
-    folder = git_dir / prefix
-    try:
-        files = [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
-        for path in files:
-            if path.name.endswith(".lock"):
-                continue  # a ref being written: git ignores these names as refs too
-            value = path.read_text(encoding="ascii").strip()
-            name = path.relative_to(git_dir).as_posix()
-            if _OBJECT_ID.fullmatch(value):
-                found[name] = value
-            elif value.startswith("ref: "):
-                symbolic[name] = value.removeprefix("ref: ")
-            else:
-                return None
-    except (OSError, UnicodeDecodeError):  # a ref removed or rewritten as we read: ask git
-        return None
+    found.update(loose)
     for name, target in symbolic.items():
         if target not in found:
             return None
