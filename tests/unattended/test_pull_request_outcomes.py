@@ -272,3 +272,39 @@ def test_prune_fetches_the_merges_the_forge_made_on_the_remote(repo_factory) -> 
     assert fetched.output == "removed T1-5\n"
     text = (repo.root / "roadmap.md").read_text()
     assert "T1-5" not in text and "T1-6" in text
+
+
+@attrs.define
+class LaggingForge(LocalForge):
+    """A forge whose list of open pull requests lags behind (a hosted forge's list can: a
+    cached or eventually consistent answer), though each pull request still answers."""
+
+    def list_open_prs(self) -> list[PullRequest]:
+        return []
+
+
+def test_a_task_in_review_defers_an_overlapping_task_when_the_forge_does_not_list_its_pr(
+    repo_factory,
+) -> None:
+    first = ("T1-5", "edit the shared file", "touches `shared.txt`")
+    repo = repo_factory(roadmap(first), files={"shared.txt": "start\n"})
+    found = registry()
+    found.kinds["forges"]["lagging"] = Registration("forges", "lagging", LaggingForge, "tests",
+                                                   "tests")
+    configure(repo, allow_auto_merge=False)  # approved, then waits for a person: in review
+    repo.config.write_text(repo.config.read_text().replace(
+        '[forges.local]\ntype = "local"\n', '[forges.local]\ntype = "lagging"\n'))
+    engine = Engine(load_config(repo.config, registry=found))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW and task.pr_number
+
+    repo.write("roadmap.md", roadmap(first, ("T1-6", "edit it too", "touches `shared.txt`")))
+    report = tick(engine)
+
+    # The engine's own state, not the forge's list, keeps T1-6 back while T1-5 is in review.
+    assert report.dispatched == []
+    (decision,) = [d for d in report.decisions if d["task"] == "T1-6"]
+    assert decision["decision"] != "dispatch" and "T1-5" in decision["reason"]
+    later = engine.ledger.task("T1-6")
+    assert later is not None and later.status is TaskStatus.PLANNED
