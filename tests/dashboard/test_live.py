@@ -16,9 +16,9 @@ import pytest
 from oxi_core.ledger.driver import connect_read_only
 from oxi_core.testing.repos import TestRepo as Repo
 from tests.conftest import roadmap
-from tests.dashboard.support import ENGINE, ITEMS, dashboard, toml, wait_for
+from tests.dashboard.support import ENGINE, ITEMS, dashboard, toml
 from tests.dashboard.test_page import open_ready, rows
-from tests.unattended.support import OxiProcess
+from tests.unattended.support import OxiProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
