@@ -7,7 +7,6 @@ same transaction as the event that explains it, so a crash never leaves the two 
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from oxi_core.ledger.migrations import (
     apply_migrations,
     pending_migrations,
 )
+from oxi_core.ledger.payloads import jsonable, payload_json, payload_jsons, redact_json
 from oxi_core.log import may_hold_secret, redact_text
 from oxi_core.tasks import Task, TaskStatus, check_transition
 
@@ -88,7 +88,7 @@ class WritePath:
 
 def stored_json(value: Any) -> Verbatim:
     """``value`` as compact JSON for a ledger column, redacted as JSON (it stays readable)."""
-    return Verbatim(_redact_json(json.dumps(_jsonable(value), separators=(",", ":"))))
+    return Verbatim(redact_json(json.dumps(jsonable(value), separators=(",", ":"))))
 
 
 @attrs.frozen
@@ -100,84 +100,6 @@ class NewEvent:
     session_id: str | None = None
     cost_usd: float = 0.0
     payload: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-def _jsonable(value: Any) -> Any:
-    """A copy of ``value`` that strict JSON can hold: string keys, finite floats, no sets."""
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, str | int | float):
-        return value
-    return str(value)
-
-
-def _make_encoder() -> Callable[[Any], str]:
-    """Compact, key-sorted, strict JSON (no NaN), built once.
-
-    ``json.dumps`` with options builds a new encoder on every call, which costs as much as the
-    encoding of a small payload; append_many encodes thousands. The C encoder that json uses
-    inside is called directly when it is there and agrees with the public one on a sample.
-    """
-    public = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
-    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
-    if make_c_encoder is None:
-        return public.encode
-    try:
-        c_encoder = make_c_encoder(
-            None, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, False
-        )
-        sample = {"b": [1, 2.5, None, True, 'é"\\'], "a": {"z": -1e-7, "y": Path("p")}}
-        if "".join(c_encoder(sample, 0)) != public.encode(sample):
-            return public.encode
-    except Exception:  # a Python whose C encoder differs: the public one is always right
-        return public.encode
-
-    def encode(payload: Any) -> str:
-        return "".join(c_encoder(payload, 0))
-
-    return encode
-
-
-_ENCODE = _make_encoder()
-
-
-def _encode(payload: Mapping[str, Any] | None) -> str:
-    if not payload:
-        return "{}"
-    try:
-        return _ENCODE(payload)
-    except (TypeError, ValueError):
-        # NaN (SQLite's JSON functions reject it), mixed or tuple keys: store, never drop.
-        return json.dumps(_jsonable(payload), sort_keys=True, separators=(",", ":"))
-
-
-def _redact_json(text: str) -> str:
-    """Redact serialised JSON: one pass catches secrets however deeply they are nested."""
-    cleaned = redact_text(text)
-    if cleaned == text:
-        return text
-    try:
-        json.loads(cleaned)
-    except ValueError:
-        # A secret matched across JSON syntax (inside a number, say): keep the row readable.
-        return redact_text(json.dumps({"redacted_payload": cleaned}, separators=(",", ":")))
-    return cleaned
-
-
-def _payload_json(payload: Mapping[str, Any] | None) -> str:
-    return _redact_json(_encode(payload))
-
-
-def _payload_jsons(payloads: Iterable[Mapping[str, Any] | None]) -> list[str]:
-    """Many payloads: one quick look at the whole batch, then per row only if it needs it."""
-    texts = [_encode(payload) for payload in payloads]
-    if may_hold_secret("\n".join(texts)):
-        texts = [_redact_json(text) for text in texts]
-    return texts
 
 
 def _session_ids(values: Sequence[str | None]) -> Sequence[str | None]:
@@ -484,7 +406,7 @@ class Ledger:
         """Append a batch in one transaction; all land or none do. Returns how many."""
         ts = self.now_iso()
         batch = list(events)
-        payloads = _payload_jsons(e.payload for e in batch)
+        payloads = payload_jsons([e.payload for e in batch])
         sessions = _session_ids([e.session_id for e in batch])
         rows = [
             (ts, e.type, e.task_id, session, float(e.cost_usd), payload)
@@ -823,7 +745,7 @@ class Ledger:
             session_id = redact_text(session_id)
         cursor = conn.execute(
             _INSERT_EVENT,
-            (self.now_iso(), type, task_id, session_id, float(cost_usd), _payload_json(payload)),
+            (self.now_iso(), type, task_id, session_id, float(cost_usd), payload_json(payload)),
         )
         event_id: int = cursor.lastrowid
         return event_id
