@@ -182,6 +182,49 @@ def stored_ref(ref: str, repo: Path) -> str | None:
     return None
 
 
+@attrs.frozen
+class StoredCommit:
+    """A commit's tree and parents, as its object file says."""
+
+    tree: str
+    parents: tuple[str, ...]
+
+
+def stored_commit(commit: str, repo: Path) -> StoredCommit | None:
+    """The tree and parents of ``commit`` read from its loose object file in the repository at
+    ``repo`` (a checkout's root or a bare repository), without starting git; None whenever
+    that cannot tell (a packed object, an alternate or a moved object store, not a commit):
+    ask git then. (A small push is stored loose: git unpacks fewer than transfer.unpackLimit
+    objects.)"""
+    import zlib
+
+    git_dir = _files_git_dir(repo)
+    if git_dir is None or "GIT_OBJECT_DIRECTORY" in os.environ \
+            or not _OBJECT_ID.fullmatch(commit):
+        return None
+    try:
+        data = zlib.decompress((git_dir / "objects" / commit[:2] / commit[2:]).read_bytes())
+    except (OSError, zlib.error):
+        return None
+    header, _, body = data.partition(b"\0")
+    if header != b"commit %d" % len(body):
+        return None
+    tree: str | None = None
+    parents: list[str] = []
+    for line in body.split(b"\n"):
+        if not line:
+            break  # the headers end at the first empty line
+        name, _, value = line.decode("ascii", "replace").partition(" ")
+        if name == "tree":
+            tree = value
+        elif name == "parent":
+            parents.append(value)
+    if tree is None or not _OBJECT_ID.fullmatch(tree) \
+            or not all(_OBJECT_ID.fullmatch(parent) for parent in parents):
+        return None
+    return StoredCommit(tree, tuple(parents))
+
+
 def behind_and_ahead(local: str, upstream: str, cwd: Path) -> tuple[int, int] | None:
     """Commits ``upstream`` has that ``local`` lacks, and the reverse; None when either ref is
     missing. Two refs on the same commit are (0, 0) without a git process (the usual case)."""

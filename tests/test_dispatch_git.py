@@ -84,6 +84,34 @@ def test_an_agent_that_commits_its_own_work_is_delivered_as_is(tmp_path: Path) -
     assert not (repo.root / ".oxi" / "worktrees" / "T1-5").exists()
 
 
+def test_the_files_of_oxis_own_commit_are_those_git_diff_names(tmp_path: Path) -> None:
+    # The agent committed nothing itself: the files are read from the `git status` taken before
+    # the commit, not from a diff afterwards. They must be the diff's: new (in a new folder),
+    # changed, deleted and renamed files; droppings neither committed nor listed.
+    repo = make_repo(tmp_path, {"roadmap.md": roadmap(ITEM), "keep.txt": "k\n",
+                                "gone.txt": "g\n", "old.txt": "o\n",
+                                ".gitignore": ".oxi/\n"})
+    repo.write("oxi.toml", exec_agent_toml(agent("""
+        pathlib.Path("deep/er").mkdir(parents=True)
+        pathlib.Path("deep/er/new.txt").write_text("n")
+        pathlib.Path("keep.txt").write_text("changed")
+        os.remove("gone.txt")
+        subprocess.run(["git", "mv", "old.txt", "moved.txt"], check=True)
+        pathlib.Path("deep/__pycache__").mkdir()
+        pathlib.Path("deep/__pycache__/x.cpython-312.pyc").write_text("bytecode")
+    """), engine={"max_attempts": 1}))
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+    pushed = [e for e in engine.ledger.events(task_id="T1-5") if e.type == ev.BRANCH_PUSHED]
+    head = pushed[0].payload["head"]
+    by_diff = run_git(["diff", "--name-only", f"main...{head}"], repo.origin).splitlines()
+    assert pushed[0].payload["files"] == sorted(by_diff) == [
+        "deep/er/new.txt", "gone.txt", "keep.txt", "moved.txt"]  # a rename: its new name
+    assert task.files_touched == tuple(sorted(by_diff))
+
+
 def test_a_branch_only_on_the_remote_is_continued_not_overwritten(tmp_path: Path) -> None:
     # Work pushed by an earlier life of this repository (a ledger since deleted): the first
     # attempt the new ledger knows of must build on it, and its push must not replace it.
@@ -217,3 +245,25 @@ def test_ref_listings_from_files_match_for_each_ref(tmp_path: Path,
     assert remote_heads("origin", tmp_path / "linked") == {
         name.removeprefix("refs/remotes/origin/"): sha
         for name, sha in by_git(repo.root, "refs/remotes/origin/").items()}
+
+
+def test_a_commit_is_read_from_its_loose_object_only(tmp_path: Path) -> None:
+    # The local forge reads a pushed commit's tree and parents from its object file; anything
+    # else (packed, not a commit, not an object id) is left to git.
+    from oxi_core.git import StoredCommit, stored_commit
+
+    repo = make_repo(tmp_path, {"a.txt": "a\n"})
+    repo.write("b.txt", "b\n")
+    repo.git("add", "b.txt")
+    repo.git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "b")
+    head, parent = run_git(["rev-parse", "HEAD", "HEAD^"], repo.root).split()
+    tree = run_git(["rev-parse", "HEAD^{tree}"], repo.root)
+    assert stored_commit(head, repo.root) == StoredCommit(tree, (parent,))
+    root_commit = run_git(["rev-list", "--max-parents=0", "HEAD"], repo.root)
+    assert stored_commit(root_commit, repo.root) is not None
+    assert stored_commit(root_commit, repo.root).parents == ()  # type: ignore[union-attr]
+    assert stored_commit(tree, repo.root) is None  # a tree, not a commit
+    assert stored_commit("HEAD", repo.root) is None  # not an object id
+    repo.git("repack", "-a", "-d", "-q")
+    repo.git("prune-packed")
+    assert stored_commit(head, repo.root) is None  # packed: git answers

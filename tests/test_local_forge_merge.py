@@ -120,3 +120,75 @@ def test_a_base_that_moves_during_the_merge_is_merged_onto_again(
     assert run_git(["rev-parse", "main^"], repo.origin) == moved[0]
     assert repo.origin_file("theirs.txt") == "theirs\n" and repo.origin_file("a.txt") == "a\n"
     engine.ledger.close()
+
+
+def recording_git(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Every git command the code under test starts through oxi_core.git, in order."""
+    real_git = git.git
+    started: list[list[str]] = []
+
+    def recorded(args: list[str], cwd: Path, **kwargs: Any) -> Any:
+        started.append(list(args))
+        return real_git(args, cwd, **kwargs)
+
+    monkeypatch.setattr(git, "git", recorded)
+    return started
+
+
+@pytest.mark.parametrize("layout", ["loose", "packed"])
+def test_one_commit_on_the_base_tip_merges_without_merge_tree_only_when_its_object_tells(
+    repo_factory, monkeypatch: pytest.MonkeyPatch, layout: str
+) -> None:
+    # The usual pull request is one commit on the base as it is now: its own tree is the merge,
+    # read from its loose object file. A packed commit cannot be read so: merge-tree decides,
+    # and the squash is the same either way.
+    repo = repo_factory(roadmap(("T1-1", "a", "b")))
+    forge, engine = forge_of(repo)
+    before = run_git(["rev-parse", "main"], repo.origin)
+    head = push_branch(repo, "oxi/T1-1", [{"a.txt": "a\n"}])
+    if layout == "packed":
+        run_git(["repack", "-a", "-d", "-q"], repo.origin)
+        run_git(["prune-packed"], repo.origin)
+    pr = forge.open_pr(task_id="T1-1", branch="oxi/T1-1", title="add a", body="")
+    started = recording_git(monkeypatch)
+
+    assert forge.merge_now(pr.number, head_sha=head).merged
+
+    ran = [args[0] for args in started]
+    assert ran == (["commit-tree", "update-ref"] if layout == "loose"
+                   else ["merge-tree", "commit-tree", "update-ref"])
+    assert run_git(["log", "--format=%P|%s", "-1", "main"], repo.origin) == (
+        f"{before}|add a (#1)")
+    assert run_git(["rev-parse", "main^{tree}"], repo.origin) == run_git(
+        ["rev-parse", f"{head}^{{tree}}"], repo.origin)
+    engine.ledger.close()
+
+
+def test_a_pull_request_lists_the_files_the_engine_pushed_else_a_diff(
+    repo_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine records the files of the head it pushed (branch_pushed); opening the pull
+    # request for exactly that head reuses them. A branch the engine did not push (a person's,
+    # or a head moved since) is diffed in the origin.
+    from oxi_core.ledger import events as ev
+
+    repo = repo_factory(roadmap(("T1-1", "a", "b"), ("T1-2", "c", "d")))
+    forge, engine = forge_of(repo)
+    head = push_branch(repo, "oxi/T1-1", [{"a.txt": "a\n", "dir/b.txt": "b\n"}])
+    engine.record(ev.BRANCH_PUSHED, task_id="T1-1", payload={
+        "branch": "oxi/T1-1", "files": ["dir/b.txt", "a.txt"], "head": head, "attempt": 1})
+    other = push_branch(repo, "oxi/T1-2", [{"c.txt": "c\n"}])
+    engine.record(ev.BRANCH_PUSHED, task_id="T1-2", payload={
+        "branch": "oxi/T1-2", "files": ["stale.txt"], "head": "0" * 40, "attempt": 1})
+    assert forge.origin == repo.origin  # found once per process (the remote's URL)
+    started = recording_git(monkeypatch)
+
+    pr = forge.open_pr(task_id="T1-1", branch="oxi/T1-1", title="a and b", body="")
+    assert pr.files == ("a.txt", "dir/b.txt") and pr.head_sha == head
+    assert started == []  # heads from the origin's files, files from the ledger
+    moved = forge.open_pr(task_id="T1-2", branch="oxi/T1-2", title="c", body="")
+    assert moved.files == ("c.txt",) and moved.head_sha == other
+    assert [args[0] for args in started] == ["diff"]
+    # No pull request ref is written: nothing reads one.
+    assert run_git(["for-each-ref", "refs/pull/"], repo.origin) == ""
+    engine.ledger.close()

@@ -1,4 +1,4 @@
-"""The ``local`` forge: pull requests as ledger rows plus refs on a bare ``origin``.
+"""The ``local`` forge: pull requests as ledger rows over the branches of a bare ``origin``.
 
 Merging squashes the branch into origin's base branch in the bare repository itself, as a
 forge's squash-merge would; a conflict marks the pull request conflicted (the engine then
@@ -128,7 +128,7 @@ class LocalForge:
 
     @property
     def origin(self) -> Path:
-        """The bare repository behind the remote: PR refs are written there directly."""
+        """The bare repository behind the remote: pull requests are read and merged there."""
         if self._origin is None:
             url = git.remote_url(self.remote, self.repo)
             path = Path(url.removeprefix("file://"))
@@ -153,7 +153,9 @@ class LocalForge:
             raise OxiError(f"branch {branch} is not on {self.remote}",
                            hint="push the branch before opening a pull request")
         head = found[1]
-        files = git.changed_files(found[0], head, self.origin)
+        files = self._pushed_files(task_id, head)
+        if files is None:
+            files = git.changed_files(found[0], head, self.origin)
         ledger = self.context.ledger
         # Names and times stay as they are; the title and body are redacted on the way in.
         now, branch_name = Verbatim(ledger.now_iso()), Verbatim(branch)
@@ -179,8 +181,22 @@ class LocalForge:
                     (number, Verbatim(task_id), branch_name, Verbatim(self.base), title, body,
                      Verbatim(head), stored_json(files), now, now),
                 )
-        git.git(["update-ref", f"refs/pull/{number}/head", head], self.origin)
         return self.get_pr(number)
+
+    def _pushed_files(self, task_id: str, head: str) -> list[str] | None:
+        """The files the engine found changed when it pushed exactly ``head`` for this task
+        (its branch_pushed event), so the pull request's files need no second diff; None when
+        no such push is recorded (a branch pushed by someone else): diff then."""
+        from oxi_core.ledger import events as ev
+
+        pushed = self.context.ledger.events(types=[ev.BRANCH_PUSHED], task_id=task_id,
+                                            newest_first=True, limit=1)
+        if not pushed or pushed[0].payload.get("head") != head:
+            return None
+        files = pushed[0].payload.get("files")
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            return None
+        return sorted(files)
 
     def arm_auto_merge(self, number: int) -> bool:
         pr = self.get_pr(number)
@@ -207,7 +223,7 @@ class LocalForge:
         with self._lock():
             pr = self.get_pr(number)
             if pr.state is PullRequestState.OPEN:
-                current = git.rev_parse(f"refs/heads/{pr.branch}", self.origin)
+                current = self._heads(pr.branch).get(pr.branch)
                 if head_sha and current != head_sha:
                     return MergeAttempt(False, pr, f"the head moved to {(current or '')[:12]}")
                 self._squash_merge(pr)
@@ -260,10 +276,12 @@ class LocalForge:
 
     def _squash_merge(self, pr: PullRequest) -> None:
         """Squash the branch onto the base in the bare origin itself, as a hosted forge does:
-        `merge-tree --write-tree` merges in the object store, `commit-tree` makes the squash
+        `merge-tree --write-tree` merges in the object store (not needed when the branch is
+        one commit on the base's tip: its tree is the result), `commit-tree` makes the squash
         commit, and one `update-ref` transaction moves the base (only if it is still the commit
-        merged onto) and deletes the branch. No worktree, no fetch, no push: three processes
-        (the heads are read from the origin's files; a for-each-ref when they cannot tell).
+        merged onto) and deletes the branch. No worktree, no fetch, no push: two or three
+        processes (the heads are read from the origin's files; a for-each-ref when they cannot
+        tell).
         The engine fetches before it next needs the base. Only the head first read is merged:
         a branch pushed to meanwhile is left open (the engine sees its head moved)."""
         first_head: str | None = None
@@ -280,21 +298,12 @@ class LocalForge:
             if first_head is not None and head != first_head:
                 return
             first_head = head
-            merged = git.git(["merge-tree", "--write-tree", "--name-only", base, head],
-                             self.origin, check=False)
-            lines = merged.stdout.splitlines()
-            if merged.returncode == 1:  # conflicts: the tree, then the conflicted paths
-                conflicts = list(dict.fromkeys(line for line in lines[1:lines.index("")]
-                                               if line)) if "" in lines else lines[1:]
-                reason = ("merge conflict in " + ", ".join(conflicts) if conflicts
-                          else merged.stdout.strip()[-300:])
-                self._set(pr.number, state=PullRequestState.CONFLICTED.value,
-                          closed_reason=reason)
-                return
-            if merged.returncode != 0 or not lines:
-                raise GitError(["git", "merge-tree"], merged.returncode,
-                               merged.stderr or merged.stdout)
-            commit = git.out(["commit-tree", lines[0], "-p", base, "-m",
+            tree = self._fast_forward_tree(base, head)
+            if tree is None:
+                tree = self._merge_tree(pr, base, head)
+                if tree is None:
+                    return  # conflicted (recorded)
+            commit = git.out(["commit-tree", tree, "-p", base, "-m",
                               f"{pr.title} (#{pr.number})"], self.origin,
                              env=git.identity_env(self.repo, explicit=True))
             moved = git.git(["update-ref", "--stdin"], self.origin, check=False, input_text=(
@@ -306,3 +315,30 @@ class LocalForge:
             # The base (or the branch) moved meanwhile: merge onto what is there now.
         raise OxiError(f"could not merge #{pr.number} into {self.remote}/{self.base}",
                        hint="another process keeps moving it; the next tick retries")
+
+    def _fast_forward_tree(self, base: str, head: str) -> str | None:
+        """The head's own tree when its only parent is the base's tip (the usual pull request:
+        one commit on the base as it is now): merging it changes nothing else, so no
+        merge-tree is needed. Read from the commit's object file; None when that cannot tell
+        or the branch is anything else."""
+        found = git.stored_commit(head, self.origin)
+        return found.tree if found is not None and found.parents == (base,) else None
+
+    def _merge_tree(self, pr: PullRequest, base: str, head: str) -> str | None:
+        """The tree of merging ``head`` into ``base`` (`merge-tree --write-tree`), or None
+        after marking the pull request conflicted."""
+        merged = git.git(["merge-tree", "--write-tree", "--name-only", base, head],
+                         self.origin, check=False)
+        lines = merged.stdout.splitlines()
+        if merged.returncode == 1:  # conflicts: the tree, then the conflicted paths
+            conflicts = list(dict.fromkeys(line for line in lines[1:lines.index("")]
+                                           if line)) if "" in lines else lines[1:]
+            reason = ("merge conflict in " + ", ".join(conflicts) if conflicts
+                      else merged.stdout.strip()[-300:])
+            self._set(pr.number, state=PullRequestState.CONFLICTED.value,
+                      closed_reason=reason)
+            return None
+        if merged.returncode != 0 or not lines:
+            raise GitError(["git", "merge-tree"], merged.returncode,
+                           merged.stderr or merged.stdout)
+        return lines[0]

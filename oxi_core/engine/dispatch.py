@@ -485,8 +485,13 @@ class Worker:
             committed = await asyncio.to_thread(
                 git.commit_all, path, f"{task.id}: {task.title}",
                 identity=git.identity_env(self.paths.repo_root), exclude=droppings)
-        # No diff against the base means no work, whatever the commits say.
-        changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
+        if committed is not None and head is not None and head == self._base_commit:
+            # The agent committed nothing itself: oxi's commit on the base is the whole change,
+            # the files `git status` listed (no diff needed).
+            changed = sorted({name.rstrip("/") for name in (*status.changed, *untracked)})
+        else:
+            # No diff against the base means no work, whatever the commits say.
+            changed = await asyncio.to_thread(git.changed_files, self.base_ref, "HEAD", path)
         if not changed:
             self.fail(NO_CHANGES)
             await self._cleanup(path, branch)
