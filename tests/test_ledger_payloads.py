@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oxi_core import log
 from oxi_core.ledger import Ledger, NewEvent
 from oxi_core.ledger import events as ev
+from oxi_core.ledger.migrations import SPEND_MODEL_SQL, SPEND_ROLE_SQL, one_spend_key, spend_key
 from oxi_core.ledger.payloads import encode, encode_many
 
 
@@ -76,7 +77,7 @@ ODD_PAYLOADS: list[dict[Any, Any]] = [
     {"text": "plain", "n": 3, "f": 2.5, "tiny": 1e-7, "huge": 1e22, "neg": -0.0},
     {"none": None, "t": True, "list": [1, [2, {"z": 1, "a": 2}]], "tuple": (1, "x")},
     {"nan": math.nan}, {"inf": math.inf, "minus": -math.inf},
-    {"accent": "café — ✓ 😀", "ctrl": "".join(map(chr, range(32))) + '"\\\x7f'},
+    {"accent": "café — ✓ 😀"}, {"ctrl": "".join(map(chr, range(32))) + '"\\'}, {"del": "\x7f"},
     {"surrogate": "\ud800"}, {"big": 2**70}, {"limit": 2**64 - 1, "low": -(2**63)},
     {1: "int key", "s": "str key"}, {Level.HIGH: "StrEnum key"},
     {"enum": Colour.RED, "strenum": Level.HIGH, "intenum": Rank.FIRST},
@@ -188,3 +189,104 @@ def test_a_secret_repeated_in_every_payload_of_a_batch_is_redacted_in_each(
 
     assert [e.payload for e in ledger.events()] == [
         {"env": {"GH": log.REDACTED}, "note": f"pass={log.REDACTED}"}] * 100
+
+
+# -- the spend per day's role and model, read from the payloads a batch encoded -------------
+
+FIELD_VALUES = st.one_of(
+    st.none(), st.text(max_size=3), st.text(min_size=195, max_size=210),
+    st.sampled_from(["", "claude", "a\x00b", "é\u2028", "critic", "\ud800"]),
+    st.integers(), st.floats(allow_nan=False), st.booleans(), st.lists(st.integers(), max_size=2),
+)
+SPEND_FIELDS = ("role", "model", "agent", "critic", "result", "other")
+RESULTS = st.one_of(FIELD_VALUES, st.dictionaries(st.sampled_from(["model", "agent", "x"]),
+                                                  FIELD_VALUES, max_size=3))
+PAYLOADS = st.dictionaries(st.sampled_from(SPEND_FIELDS), FIELD_VALUES, max_size=5).flatmap(
+    lambda fields: st.builds(lambda result: {**fields, **result}, st.one_of(
+        st.just({}), RESULTS.map(lambda value: {"result": value}))))
+
+
+def sql_spend_key(ledger: Ledger, text: str) -> tuple[str, str]:
+    role = SPEND_ROLE_SQL.format(p=":payload")
+    model = SPEND_MODEL_SQL.format(p=":payload")
+    found = ledger.conn.execute(f"SELECT {role}, {model}", {"payload": text}).fetchone()
+    return found[0], found[1]
+
+
+@given(st.lists(PAYLOADS, min_size=1, max_size=6))
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_role_and_model_read_from_a_payload_are_those_sqlite_reads_from_its_json(
+    ledger: Ledger, payloads: list[dict[str, Any]]
+) -> None:
+    for payload in payloads:
+        key = spend_key(payload)
+        if key is not None:
+            assert key == sql_spend_key(ledger, encode(payload)), payload
+    texts = encode_many(payloads)
+    batch_key = one_spend_key(payloads)
+    if batch_key is not None:
+        assert {sql_spend_key(ledger, text) for text in texts} == {batch_key}
+
+
+def spend_by_day(ledger: Ledger) -> dict[tuple[str, str, str, str], tuple[float, int]]:
+    return {(day, type_, role, model): (round(usd, 9), n) for day, type_, role, model, usd, n
+            in ledger.query("SELECT * FROM spend_by_day WHERE events != 0")}
+
+
+def recounted(ledger: Ledger) -> dict[tuple[str, str, str, str], tuple[float, int]]:
+    role, model = SPEND_ROLE_SQL.format(p="payload"), SPEND_MODEL_SQL.format(p="payload")
+    return {(day, type_, r, m): (round(usd, 9), n) for day, type_, r, m, usd, n in ledger.query(
+        f"SELECT substr(ts, 1, 10), type, {role}, {model}, sum(cost_usd), count(*) "
+        "FROM events WHERE cost_usd != 0 GROUP BY 1, 2, 3, 4")}
+
+
+def test_batches_add_their_spend_under_the_role_and_model_their_payloads_name(
+    ledger: Ledger,
+) -> None:
+    secret = key()
+
+    def batch(*payloads: dict[str, Any], cost: float = 0.25) -> list[NewEvent]:
+        return [NewEvent(ev.DISPATCH_RESULT, cost_usd=cost, payload=p) for p in payloads]
+
+    ledger.append_many(batch({"role": "coder", "result": {"model": "m1"}}) * 3)  # one key
+    ledger.append_many(batch({"role": "critic", "critic": "c"}, {"agent": "a"}, {}))  # three
+    ledger.append_many(batch({"role": "coder", "model": f"x {secret}"}) * 2)  # redacted
+    ledger.append_many(batch({"role": 7, "model": "m"}, {"role": 7, "model": "m"}))  # not text
+    ledger.append_many(batch({"role": "r", "when": date(2026, 1, 1)}) * 2)  # refused by orjson
+    ledger.append_many(batch({"role": "r", "model": "m2"}) + batch({"role": "free"}, cost=0.0))
+    with ledger.transaction() as conn:  # joins a transaction that writes another event first
+        conn.execute("INSERT INTO events (ts, type, cost_usd, payload) VALUES (?, ?, 1.5, ?)",
+                     (ledger.now_iso(), ev.CRITIC_VERDICT, '{"role": "critic", "model": "q"}'))
+        ledger.append_many(batch({"role": "coder", "model": "m3"}))
+    # Another program's row (its own connection, no upkeep): the next batch counts it.
+    ledger.conn.execute("INSERT INTO events (ts, type, cost_usd, payload) VALUES "
+                        "(?, ?, 2.0, '{\"role\": \"elsewhere\"}')",
+                        (ledger.now_iso(), ev.DISPATCH_RESULT))
+    ledger.append_many(batch({"role": "coder", "model": "m4"}))
+
+    kept = spend_by_day(ledger)
+    assert kept == recounted(ledger)
+    day = ledger.now_iso()[:10]
+    assert kept[(day, ev.DISPATCH_RESULT, "coder", "m1")] == (0.75, 3)
+    assert kept[(day, ev.DISPATCH_RESULT, "elsewhere", "")] == (2.0, 1)
+    assert kept[(day, ev.CRITIC_VERDICT, "critic", "q")] == (1.5, 1)
+    assert kept[(day, ev.DISPATCH_RESULT, "coder", f"x {log.REDACTED}")] == (0.5, 2)
+    assert all(secret not in repr(k) for k in kept)
+
+
+def test_a_batch_whose_roles_and_models_the_ledger_knows_is_counted_without_its_json(
+    ledger: Ledger,
+) -> None:
+    statements: list[str] = []
+    ledger.append(ev.TICK_FINISHED)
+    ledger.conn.set_trace_callback(statements.append)
+    ledger.append_many(NewEvent(ev.DISPATCH_RESULT, cost_usd=0.5,
+                                payload={"role": "coder", "result": {"model": "m"}, "n": n})
+                       for n in range(10))
+    ledger.conn.set_trace_callback(None)
+
+    assert any("INSERT INTO spend_by_day" in sql for sql in statements)
+    assert not [sql for sql in statements if "json_" in sql]
+    assert spend_by_day(ledger) == recounted(ledger) == {
+        (ledger.now_iso()[:10], ev.DISPATCH_RESULT, "coder", "m"): (5.0, 10)}

@@ -23,10 +23,12 @@ from oxi_core.event import Event, isoformat, parse_ts, utcnow
 from oxi_core.ledger import backup, driver
 from oxi_core.ledger.migrations import (
     COUNT_DAYS,
+    COUNT_DAYS_OF,
     COUNT_HOURS,
     MIGRATIONS,
     UNCOUNTED_SPEND,
     apply_migrations,
+    one_spend_key,
     pending_migrations,
 )
 from oxi_core.ledger.payloads import jsonable, payload_json, payload_jsons, redact_json
@@ -288,11 +290,14 @@ class Ledger:
     def _last_event_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
-    def _count_spend(self, before: int) -> None:
+    def _count_spend(self, before: int, known: tuple[str, str] | None) -> None:
         """Add the events this transaction wrote (every id above ``before``, its first, or
         above the last one counted if that is lower: an event another program wrote, or a
         deleted newest event's id given again) to the spend per hour and per day: one
-        aggregate per transaction instead of a trigger per row (migration m012)."""
+        aggregate per transaction instead of a trigger per row (migration m012).
+
+        ``known``: the role and model of every costed event the transaction wrote, when its
+        writer knows them; used only when no other event is to be counted."""
         counted, last = self.conn.execute(
             "SELECT events_id, (SELECT coalesce(max(id), 0) FROM events) FROM spend_mark"
         ).fetchone()
@@ -300,7 +305,10 @@ class Ledger:
             return
         after = min(int(counted), before)
         self.conn.execute(COUNT_HOURS, (after,))
-        self.conn.execute(COUNT_DAYS, (after,))
+        if known is not None and counted == before:
+            self.conn.execute(COUNT_DAYS_OF, (*known, after))
+        else:
+            self.conn.execute(COUNT_DAYS, (after,))
         self.conn.execute("UPDATE spend_mark SET events_id = ?", (last,))
 
     def applied_migrations(self) -> set[str]:
@@ -360,9 +368,13 @@ class Ledger:
             yield self._writer
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _transaction(self, *, spend: tuple[str, str] | None = None) -> Iterator[Any]:
         """The same transaction, yielding the raw connection: this module's own statements,
-        whose text columns it has redacted one by one already."""
+        whose text columns it has redacted one by one already.
+
+        ``spend``: the role and model of every costed event written inside, which the
+        spend upkeep then need not read from their payloads (ignored when this joins an outer
+        transaction, which may write others)."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -377,7 +389,7 @@ class Ledger:
                 before = self._last_event_id() if self._keeps_spend else 0
                 yield self.conn
                 if self._keeps_spend:
-                    self._count_spend(before)
+                    self._count_spend(before, spend)
                 self.conn.execute("COMMIT")
             except BaseException:
                 # A failed COMMIT leaves the transaction open; some errors (SQLITE_FULL,
@@ -406,13 +418,16 @@ class Ledger:
         """Append a batch in one transaction; all land or none do. Returns how many."""
         ts = self.now_iso()
         batch = list(events)
-        payloads = payload_jsons([e.payload for e in batch])
+        payloads, as_given = payload_jsons([e.payload for e in batch])
         sessions = _session_ids([e.session_id for e in batch])
         rows = [
             (ts, e.type, e.task_id, session, float(e.cost_usd), payload)
             for e, session, payload in zip(batch, sessions, payloads, strict=True)
         ]
-        with self._transaction() as conn:
+        # Each stored payload its event's own: the spend upkeep can read their fields here.
+        key = one_spend_key([e.payload for e, row in zip(batch, rows, strict=True)
+                             if row[4]]) if as_given else None
+        with self._transaction(spend=key) as conn:
             conn.executemany(_INSERT_EVENT, rows)
         return len(rows)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from oxi_core.event import isoformat, utcnow
@@ -307,6 +307,71 @@ COUNT_DAYS = (f"INSERT INTO spend_by_day (day, type, role, model, cost_usd, even
               f"WHERE id > ? AND cost_usd != 0 GROUP BY 1, 2, 3, 4 "
               f"ON CONFLICT (day, type, role, model) DO UPDATE SET "
               f"cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
+# The same, for a writer that knows the one role and model (bound first) of every costed event
+# it wrote (Ledger.append_many, from the payloads it encoded): no payload is read back.
+COUNT_DAYS_OF = ("INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "
+                 "SELECT substr(ts, 1, 10), type, ?, ?, sum(cost_usd), count(*) FROM events "
+                 "WHERE id > ? AND cost_usd != 0 GROUP BY 1, 2 "
+                 "ON CONFLICT (day, type, role, model) DO UPDATE SET "
+                 "cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
+
+_NO_FIELDS: dict[str, Any] = {}
+
+
+def spend_key(payload: Any) -> tuple[str, str] | None:
+    """The role and the model that SPEND_ROLE_SQL and SPEND_MODEL_SQL read from the JSON of
+    ``payload``, read from the payload itself: a dict whose keys are all str, as encoded
+    (keep the two in step). None when that is not certain (a field that is neither text nor
+    null, a dict subclass, a NUL, where SQLite's substr stops, a lone surrogate): SQLite then
+    reads the JSON."""
+    if type(payload) is not dict:
+        return None
+    get = payload.get
+    result = get("result")
+    if isinstance(result, dict):
+        if type(result) is not dict:
+            return None
+        inner = result
+    else:  # '$.result.model' of a list, a text or a number is null
+        inner = _NO_FIELDS
+    model = inner.get("model")
+    if model is None:
+        model = get("model")
+    if model is None:
+        model = inner.get("agent")
+    if model is None:
+        model = get("agent")
+    if model is None:
+        model = get("critic")
+    role, model = _spend_text(get("role")), _spend_text(model)
+    if role is None or model is None:
+        return None
+    return role, model
+
+
+_SPEND_FIELDS = frozenset({"role", "model", "result", "agent", "critic"})
+_NO_SPEND_KEY = ("", "")
+
+
+def one_spend_key(payloads: Iterable[Any]) -> tuple[str, str] | None:
+    """The one role and model (``spend_key``) of every payload, or None when they differ or
+    one is not certain."""
+    keys = {_NO_SPEND_KEY if type(payload) is dict and _SPEND_FIELDS.isdisjoint(payload)
+            else spend_key(payload) for payload in payloads}
+    return keys.pop() if len(keys) == 1 else None
+
+
+def _spend_text(value: Any) -> str | None:
+    if value is None:
+        return ""
+    if type(value) is not str or "\x00" in value:
+        return None
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: what SQLite makes of it is its own
+            return None
+    return value[:200]
 
 
 # Costed events not in the totals yet: above the mark (another program wrote them, and oxi's

@@ -109,9 +109,16 @@ def encode_many(payloads: Sequence[Payload]) -> list[str]:
     their value, like ``_default``) and UUIDs (as str() would); anything else reaches
     ``_refuse`` (datetimes and dataclasses too, which orjson would write its own way) and the
     payload goes to ``encode``. So does one whose text holds ``null`` (a NaN or an infinity
-    becomes null in orjson, a string in ``encode``) or anything that is not ASCII (``encode``
-    escapes it): checked once over the whole batch, then row by row only if it needs it.
+    becomes null in orjson, a string in ``encode``), or DEL or anything that is not ASCII
+    (``encode`` escapes them): checked once over the whole batch, then row by row only if it
+    needs it.
     """
+    return _encode_many(payloads)[0]
+
+
+def _encode_many(payloads: Sequence[Payload]) -> tuple[list[str], bool]:
+    """``encode_many``, and whether orjson took every payload (so every key in them is a str:
+    it refuses any other)."""
     dumps, option = _orjson_dumps()
     texts: list[str] = []
     refused: set[int] = set()
@@ -123,15 +130,15 @@ def encode_many(payloads: Sequence[Payload]) -> list[str]:
             refused.add(len(texts))
             texts.append(encode(payload))
     if not refused and _same("".join(texts)):
-        return texts
+        return texts, True
     return [text if n in refused or _same(text) else encode(payload)
-            for n, (text, payload) in enumerate(zip(texts, payloads, strict=True))]
+            for n, (text, payload) in enumerate(zip(texts, payloads, strict=True))], not refused
 
 
 def _same(text: str) -> bool:
     """Whether orjson's text is certainly ``encode``'s: no null (it may have been a NaN) and
-    nothing that ``encode`` escapes."""
-    return text.isascii() and "null" not in text
+    nothing that ``encode`` escapes and orjson does not (beyond ASCII, and DEL)."""
+    return text.isascii() and "\x7f" not in text and "null" not in text
 
 
 def redact_json(text: str) -> str:
@@ -152,11 +159,13 @@ def payload_json(payload: Payload) -> str:
     return redact_json(encode(payload))
 
 
-def payload_jsons(payloads: Sequence[Payload]) -> list[str]:
+def payload_jsons(payloads: Sequence[Payload]) -> tuple[list[str], bool]:
     """Many payloads as their stored texts: one quick look at the whole batch for anything
-    that may be a secret, then per row only if it needs it."""
-    texts = encode_many(payloads)
-    if may_hold_secret("\n".join(texts)):
-        texts = [redact_json(text) for text in texts]
-    return texts
-
+    that may be a secret, then per row only if it needs it. And whether each text is its
+    payload's own JSON (nothing redacted, every key a str): a field read from the payload is
+    then the stored row's."""
+    texts, str_keys = _encode_many(payloads)
+    if not may_hold_secret("\n".join(texts)):
+        return texts, str_keys
+    redacted = [redact_json(text) for text in texts]
+    return redacted, str_keys and all(a is b for a, b in zip(redacted, texts, strict=True))
