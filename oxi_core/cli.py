@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     exit codes of docs/json.md."""
     from oxi_core.errors import EXIT_INTERRUPTED, OxiError
 
+    if argv is None:  # the console script itself (tests pass argv): one command, then exit
+        common.command_process()
     group = build_cli()
     try:
         # Without standalone mode click returns a command's `Exit` code instead of exiting.

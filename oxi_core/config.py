@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from oxi_core.auto_improve.settings import AutoImproveSettings
 from oxi_core.errors import ConfigError, NotARepository
 from oxi_core.hookspecs import KIND_HOOKS
 from oxi_core.log import redact_text, register_secret
@@ -32,6 +31,7 @@ from oxi_core.protocols import RepositoryAdapter
 if TYPE_CHECKING:
     import cattrs
 
+    from oxi_core.auto_improve.settings import AutoImproveSettings
     from oxi_core.ledger import Ledger
     from oxi_core.registry import Registry
 
@@ -98,7 +98,7 @@ class RuntimeContext:
                  auto_improve: AutoImproveSettings | None = None) -> None:
         self._paths = paths
         self._config_dir = config_dir
-        self._auto_improve = auto_improve or AutoImproveSettings()
+        self._auto_improve = auto_improve  # None: the defaults, built when first asked for
         self._ledger: Ledger | None = None
         self._config: OxiConfig | None = None
 
@@ -123,6 +123,10 @@ class RuntimeContext:
 
     @property
     def auto_improve(self) -> AutoImproveSettings:
+        if self._auto_improve is None:
+            from oxi_core.auto_improve.settings import AutoImproveSettings
+
+            self._auto_improve = AutoImproveSettings()
         return self._auto_improve
 
     @property
@@ -280,15 +284,16 @@ def read_toml_text(path: Path) -> tuple[str, dict[str, Any]]:
     except tomllib.TOMLDecodeError as error:
         line, table, key = _toml_error_location(text, str(error))
         raise ConfigError(
-            f"invalid TOML: {_TOML_AT_LINE.sub('', str(error)).rstrip(' (,')}", file=str(path),
+            f"invalid TOML: {re.sub(_TOML_AT_LINE, '', str(error)).rstrip(' (,')}", file=str(path),
             table=table, key=key, line=line,
             hint="fix the syntax at that line (strings need quotes, tables [brackets])",
         ) from error
 
 
-_TOML_AT_LINE = re.compile(r"\(?at line (?P<line>\d+), column \d+\)?|at end of document")
-_TOML_HEADER = re.compile(r"^\s*\[\[?(?P<name>[^\[\]]+)\]\]?\s*(#.*)?$")
-_TOML_KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*=")
+# Patterns as text: compiled (and cached by `re`) on the first error, never on a good load.
+_TOML_AT_LINE = r"\(?at line (?P<line>\d+), column \d+\)?|at end of document"
+_TOML_HEADER = r"^\s*\[\[?(?P<name>[^\[\]]+)\]\]?\s*(#.*)?$"
+_TOML_KEY = r"^\s*(?P<key>[A-Za-z0-9_\-.\"' ]+?)\s*="
 
 
 def _dotted(name: str) -> str:
@@ -298,7 +303,7 @@ def _dotted(name: str) -> str:
 def _toml_error_location(text: str, message: str) -> tuple[int | None, str | None, str | None]:
     """(line, table, key) of a syntax error: the line tomllib names, the key it assigns, and
     the table header above it unless the line is itself a (broken) header."""
-    found = _TOML_AT_LINE.search(message)
+    found = re.search(_TOML_AT_LINE, message)
     lines = text.splitlines()
     number = int(found.group("line")) if found and found.group("line") else len(lines)
     if not 1 <= number <= len(lines):
@@ -306,10 +311,10 @@ def _toml_error_location(text: str, message: str) -> tuple[int | None, str | Non
     failing = lines[number - 1]
     if failing.lstrip().startswith("["):
         return number, None, None
-    assigned = _TOML_KEY.match(failing)
+    assigned = re.match(_TOML_KEY, failing)
     key = _dotted(assigned.group("key")) if assigned else None
     for line in reversed(lines[: number - 1]):
-        header = _TOML_HEADER.match(line)
+        header = re.match(_TOML_HEADER, line)
         if header:
             return number, _dotted(header.group("name")), key
     return number, None, key
@@ -326,14 +331,14 @@ def toml_key_lines(text: str) -> dict[str, int]:
     depth = 0  # brackets and braces open across lines (a multi-line array)
     for number, line in enumerate(text.splitlines(), start=1):
         if depth == 0:
-            header = _TOML_HEADER.match(line)
+            header = re.match(_TOML_HEADER, line)
             if header:
                 table = _dotted(header.group("name"))
                 parts = table.split(".")
                 for end in range(1, len(parts) + 1):  # [a.b] defines table a too
                     found.setdefault(".".join(parts[:end]), number)
             else:
-                assigned = _TOML_KEY.match(line)
+                assigned = re.match(_TOML_KEY, line)
                 if assigned:
                     key = _dotted(assigned.group("key"))
                     found.setdefault(f"{table}.{key}" if table else key, number)
@@ -514,7 +519,7 @@ def make_converter(base_dir: Path) -> Structurer:
     return Structurer(base_dir)
 
 
-_AT_PATH = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$")
+_AT_PATH = r"^(?P<message>.*) @ \$(?P<path>.*)$"
 
 
 def _format_exception(error: BaseException, type_: Any) -> str:
@@ -559,7 +564,7 @@ def _config_error(
         else [f"{_format_exception(error, None)} @ $"]
     )
     first = messages[0] if messages else f"{error} @ $"
-    match = _AT_PATH.match(first)
+    match = re.match(_AT_PATH, first)
     message, path = (match.group("message"), match.group("path")) if match else (first, "")
     key = f"{key_prefix}{path.lstrip('.')}" if path else key_prefix.rstrip(".")
     extra = re.match(r"extra fields found \((?P<names>.*)\)", message)
@@ -1065,7 +1070,13 @@ def _resolve_roles(
 def _load_auto_improve(
     table: Mapping[str, Any], converter: Structurer, file: str | None, *,
     configured_sources: Mapping[str, InstanceSpec],
-) -> AutoImproveSettings:
+) -> AutoImproveSettings | None:
+    """The [auto_improve] table; None without one (the defaults, built on first use: every
+    command that loads oxi.toml would otherwise pay for a class most never read)."""
+    if not table:
+        return None
+    from oxi_core.auto_improve.settings import AutoImproveSettings
+
     settings: AutoImproveSettings = structure_kwargs(
         AutoImproveSettings, table, converter=converter, file=file, table="auto_improve")
     for name in settings.sources or ():

@@ -3,9 +3,10 @@ does for a forge that lacks a method: one place, so every caller gets the same f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oxi_core.models import ForgeReport, MergeAttempt, PullRequest
+if TYPE_CHECKING:  # every tick asks the forge for its report; only the annotations need these
+    from oxi_core.models import ForgeReport, MergeAttempt, PullRequest
 
 
 def _method(forge: Any, name: str) -> Any:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from oxi_core.errors import GitError
+
+if TYPE_CHECKING:
+    import subprocess
 
 # What oxi's own commits are signed with when the repository has no identity configured.
 OXI_IDENTITY = {
@@ -38,6 +41,8 @@ def git(
     timeout_s: float = 300.0,
     input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    import subprocess  # on first use: an idle tick reads refs from files and starts no git
+
     argv = ["git", *args]
     try:
         result = subprocess.run(

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oxi_core.engine.engine import Engine
-from oxi_core.engine.ingest import INGEST_MARK_KEY, apply_ingest, diff_roadmap, stored_mark
+from oxi_core.engine.ingest import apply_ingest, diff_roadmap
+from oxi_core.engine.ingest_mark import INGEST_MARK_KEY, stored_mark
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.roadmap import parse_roadmap

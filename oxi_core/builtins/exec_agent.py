@@ -11,13 +11,12 @@ import attrs
 
 from oxi_core import __version__
 from oxi_core.log import get_logger
-from oxi_core.models import Classification
-from oxi_core.models import FailureKind as K
 
 if TYPE_CHECKING:
     # Imported when a task runs: loading oxi.toml (every command) builds this class, and
     # needs none of the runner's machinery.
     from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult, Usage
+    from oxi_core.models import FailureKind as K
 
 EX_TEMPFAIL = 75
 EX_NOPERM = 77
@@ -76,6 +75,8 @@ class ExecAgent:
         from oxi_core.agentic.types import CanonicalKind, CostSource, DispatchResult
         from oxi_core.builtins.prompt_files import prompt_file
         from oxi_core.config import secret_origin
+        from oxi_core.models import Classification
+        from oxi_core.models import FailureKind as K
 
         result: dict[str, Any] = {}
         turns = 0
@@ -171,6 +172,8 @@ class ExecAgent:
 
 def _reported_kind(result: Mapping[str, Any]) -> K:
     """The failure kind a failing run's result line names, else ``agent_error``."""
+    from oxi_core.models import FailureKind as K
+
     try:
         return K(str(result.get("failure_kind")))
     except ValueError:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from oxi_core.models import GateDecision
-from oxi_core.tasks import Task
-
 if TYPE_CHECKING:
+    # Loading oxi.toml builds the gates (every `oxi tick`); only a dispatch asks them.
     from oxi_core.engine.state import EngineState
+    from oxi_core.models import GateDecision
+    from oxi_core.tasks import Task
 
 
 @attrs.define
@@ -26,6 +26,8 @@ class BudgetGate:
     """
 
     def check(self, task: Task, state: EngineState) -> GateDecision:
+        from oxi_core.models import GateDecision
+
         estimate = state.estimate(task)
         cap = state.policy.task_cap_for(task.model or state.worker_model)
         if estimate > cap:
@@ -78,6 +80,8 @@ class FileOverlapGate:
     of any open PR the forge lists (a person's, too)."""
 
     def check(self, task: Task, state: EngineState) -> GateDecision:
+        from oxi_core.models import GateDecision
+
         scope = task.files_touched
         if not scope:
             return GateDecision.allow()

@@ -13,23 +13,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from oxi_core import git
 from oxi_core.errors import AutoMergeUnavailable, GitError, OxiError
+from oxi_core.event import isoformat, parse_ts
 from oxi_core.ledger import Verbatim, stored_json
-from oxi_core.models import MergeAttempt, PullRequest, PullRequestState, isoformat, parse_ts
 from oxi_core.protocols import PluginContext
 from oxi_core.repolock import repo_lock
+
+if TYPE_CHECKING:
+    # Imported when a pull request is read: loading oxi.toml builds this forge (every command),
+    # and an idle tick's list of open pull requests is empty.
+    from oxi_core.models import MergeAttempt, PullRequest
 
 _COLUMNS = ("number", "task_id", "branch", "base", "title", "state", "head_sha", "files",
             "auto_merge_armed", "merged_sha", "closed_reason", "body", "updated_at")
 MERGE_ATTEMPTS = 5
+# PullRequestState.OPEN's value: every tick lists the open pull requests, which must not cost
+# importing oxi_core.models when there are none.
+OPEN_STATE = "open"
 
 
 def _pr_from_row(row: tuple[Any, ...]) -> PullRequest:
+    from oxi_core.models import PullRequest, PullRequestState
+
     values = dict(zip(_COLUMNS, row, strict=True))
     return PullRequest(
         number=values["number"],
@@ -94,7 +104,7 @@ class LocalForge:
         return found[0]
 
     def list_open_prs(self) -> list[PullRequest]:
-        found = self._select("state = ?", (PullRequestState.OPEN.value,))
+        found = self._select("state = ?", (OPEN_STATE,))
         if not found:
             return found
         # Each branch's commit as the origin has it now (one git call): a push by someone
@@ -117,6 +127,8 @@ class LocalForge:
 
     def merged_prs(self, since: datetime) -> list[PullRequest]:
         """Pull requests merged at or after ``since``, oldest first, with their bodies."""
+        from oxi_core.models import PullRequestState
+
         return self._select("state = ? AND updated_at >= ?",
                             (PullRequestState.MERGED.value, isoformat(since)))
 
@@ -199,6 +211,8 @@ class LocalForge:
         return sorted(files)
 
     def arm_auto_merge(self, number: int) -> bool:
+        from oxi_core.models import PullRequestState
+
         pr = self.get_pr(number)
         if pr.auto_merge_armed or pr.state is not PullRequestState.OPEN:
             return False
@@ -212,6 +226,8 @@ class LocalForge:
         return True
 
     def merge_if_ready(self, number: int) -> PullRequest:
+        from oxi_core.models import PullRequestState
+
         with self._lock():
             pr = self.get_pr(number)
             if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
@@ -220,6 +236,8 @@ class LocalForge:
 
     def merge_now(self, number: int, *, head_sha: str) -> MergeAttempt:
         """A direct squash merge of exactly ``head_sha`` (the local forge has no checks)."""
+        from oxi_core.models import MergeAttempt, PullRequestState
+
         with self._lock():
             pr = self.get_pr(number)
             if pr.state is PullRequestState.OPEN:
@@ -235,6 +253,8 @@ class LocalForge:
         self.comment(number, body, kind="review")
 
     def close_pr(self, number: int, comment: str) -> None:
+        from oxi_core.models import PullRequestState
+
         self.comment(number, comment)
         self._set(number, state=PullRequestState.CLOSED.value, closed_reason=comment)
 
@@ -284,6 +304,8 @@ class LocalForge:
         tell).
         The engine fetches before it next needs the base. Only the head first read is merged:
         a branch pushed to meanwhile is left open (the engine sees its head moved)."""
+        from oxi_core.models import PullRequestState
+
         first_head: str | None = None
         for _attempt in range(MERGE_ATTEMPTS):
             heads = self._heads(self.base, pr.branch)
@@ -327,6 +349,8 @@ class LocalForge:
     def _merge_tree(self, pr: PullRequest, base: str, head: str) -> str | None:
         """The tree of merging ``head`` into ``base`` (`merge-tree --write-tree`), or None
         after marking the pull request conflicted."""
+        from oxi_core.models import PullRequestState
+
         merged = git.git(["merge-tree", "--write-tree", "--name-only", base, head],
                          self.origin, check=False)
         lines = merged.stdout.splitlines()

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from oxi_core.event import Event
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger, redact
-from oxi_core.models import Event
 
 if TYPE_CHECKING:
     from oxi_core.ledger import Ledger

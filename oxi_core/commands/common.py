@@ -22,6 +22,28 @@ JSON_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Whether this process ends when its command does (the console script, not a caller such as a
+# test's CliRunner): then the heap is frozen once the configuration or the ledger is loaded.
+_process_is_command = False
+
+
+def command_process() -> None:
+    """Called by the console script: this process runs one command and exits."""
+    global _process_is_command
+    _process_is_command = True
+
+
+def freeze_loaded() -> None:
+    """What is loaded by now (modules, classes, the plugins) lives as long as the process:
+    gc.freeze() keeps every later full collection, and the one at exit, from walking it
+    again (about 5 ms of an idle `oxi tick`). Never in a longer-lived caller, whose garbage
+    of the moment would be kept for good."""
+    if _process_is_command:
+        import gc
+
+        gc.freeze()
+
+
 class CliState:
     def __init__(self, config_path: Path | None) -> None:
         self.config_path = config_path
@@ -38,6 +60,7 @@ class CliState:
 
             configure_logging()
             self._config = load_config(self.config_path, secrets=secrets)
+            freeze_loaded()
         if secrets:
             self._config.require_secrets()
         return self._config
@@ -58,6 +81,7 @@ class CliState:
             from oxi_core.locate import open_ledger
 
             self._ledger = open_ledger(self.located())
+            freeze_loaded()
         return self._ledger
 
 

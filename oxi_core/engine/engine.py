@@ -7,7 +7,6 @@ report through it; a failing phase is an event and a retry next tick, never the 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 import time
@@ -19,15 +18,7 @@ import attrs
 
 from oxi_core import forge_extras, git
 from oxi_core.config import OxiConfig
-from oxi_core.engine.ingest import (
-    CLOSED_BY_REMOVAL,
-    BaseMerges,
-    IngestChange,
-    IngestMark,
-    apply_ingest,
-    diff_roadmap,
-    stored_mark,
-)
+from oxi_core.engine.ingest_mark import IngestMark, stored_mark
 from oxi_core.errors import (
     AutoMergeUnavailable,
     ForgeUnavailable,
@@ -36,22 +27,12 @@ from oxi_core.errors import (
     RoadmapError,
     SetupError,
 )
+from oxi_core.event import isoformat, parse_ts, utcnow
 from oxi_core.ledger import Ledger
 from oxi_core.ledger import events as ev
 from oxi_core.log import get_logger
-from oxi_core.models import (
-    ChecksState,
-    Event,
-    GateAction,
-    GateDecision,
-    PullRequest,
-    PullRequestState,
-    isoformat,
-    parse_ts,
-    utcnow,
-)
 from oxi_core.repolock import repo_lock
-from oxi_core.roadmap_text import read_roadmap_text
+from oxi_core.roadmap_text import read_roadmap_text, text_digest
 from oxi_core.tasks import Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -61,9 +42,11 @@ if TYPE_CHECKING:
     import asyncio
     import concurrent.futures
 
+    from oxi_core.engine.ingest import BaseMerges, IngestChange
     from oxi_core.engine.reaper import Reaped
     from oxi_core.engine.routes import WorkerRoute
     from oxi_core.engine.state import EngineState
+    from oxi_core.models import Event, GateDecision, PullRequest
     from oxi_core.roadmap import Roadmap
 
 Clock = Callable[[], datetime]
@@ -425,7 +408,7 @@ class Engine:
         # Ingest reads only the tasks changed since its last pass over these same roadmap bytes
         # (the ledger's tasks revision, moved by triggers whoever writes), and nothing at all
         # when none did: then the roadmap is not even parsed (its warnings are in the mark).
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = text_digest(text)
         self._roadmap_source = (digest, text)
         mark = self._ingested
         if mark is None:  # a new process: the ledger remembers where the last pass left off
@@ -455,6 +438,8 @@ class Engine:
 
     def _apply_ingest(self, roadmap: Roadmap, digest: str, since: int | None,
                       merged: BaseMerges | None) -> list[IngestChange]:
+        from oxi_core.engine.ingest import apply_ingest
+
         done = apply_ingest(self.ledger, roadmap, digest=digest, since=since, merged=merged)
         self._ingested = done.mark
         for change in done.changes:
@@ -497,6 +482,8 @@ class Engine:
                 self.fetch_origin()
             except GitError as error:  # work from the last fetch; dispatch will fail loudly
                 self.log.warning("fetch_failed", error=str(error))
+        from oxi_core.engine.ingest import BaseMerges
+
         ref = f"{policy.remote}/{policy.base_branch}"
         if git.rev_parse(ref, root) is None:
             return BaseMerges(ref)  # nothing merged yet (a new remote)
@@ -512,7 +499,7 @@ class Engine:
         report.warnings = warnings
         for warning in warnings:
             self.log.warning("roadmap_warning", warning=warning)
-        digest = hashlib.sha256("\n".join(warnings).encode()).hexdigest() if warnings else None
+        digest = text_digest("\n".join(warnings)) if warnings else None
         if self.ledger.state_get(WARNINGS_KEY) != digest:
             self.ledger.state_set(WARNINGS_KEY, digest,
                                   event_type=event_type if warnings else None,
@@ -529,6 +516,8 @@ class Engine:
             self.close_pr(task, "Closed by oxi: the item was removed from the roadmap.")
 
     def close_pr(self, task: Task, comment: str) -> None:
+        from oxi_core.models import PullRequestState
+
         assert task.pr_number is not None
         pr = self.config.forge.get_pr(task.pr_number)
         if pr.state is PullRequestState.OPEN:
@@ -584,6 +573,7 @@ class Engine:
             # A retry whose earlier PR a person closed while this agent runs: stop the worker.
             if task.pr_number is None or task.id not in self.cancels:
                 continue
+            from oxi_core.models import PullRequestState  # only with a pull request to read
             try:
                 pr = current(task.pr_number)
             except ForgeUnavailable:
@@ -597,6 +587,8 @@ class Engine:
         for task in self.ledger.tasks([TaskStatus.IN_REVIEW]):
             if task.pr_number is None or task.id in self.workers:
                 continue
+            from oxi_core.models import PullRequestState
+
             try:
                 pr = current(task.pr_number)
                 if pr.state is PullRequestState.OPEN and pr.auto_merge_armed:
@@ -613,6 +605,8 @@ class Engine:
     def settle_pr(self, task: Task, pr: PullRequest, report: TickReport | None = None,
                   *, how: str = "") -> None:
         """Move an in-review task along after what its pull request became."""
+        from oxi_core.models import PullRequestState
+
         if pr.state is PullRequestState.MERGED:
             payload: dict[str, Any] = {"pr": pr.number, "merged_sha": pr.merged_sha}
             if how:
@@ -701,6 +695,8 @@ class Engine:
 
     def _note_checks(self, task: Task, pr: PullRequest) -> None:
         """Record the head's checks when they change (failing ones are notified)."""
+        from oxi_core.models import ChecksState
+
         if pr.checks is ChecksState.UNKNOWN:
             return
         last = self.ledger.events(types=[ev.PR_CHECKS, ev.PR_CHECKS_FAILED], task_id=task.id,
@@ -738,6 +734,8 @@ class Engine:
         """Arm auto-merge on an approved pull request (the one code path for the approval and
         for the re-arming of T2-44). A refusal is an event and a notification; then the
         operator's `auto_merge_fallback` decides."""
+        from oxi_core.models import PullRequestState
+
         forge = self.config.forge
         try:
             newly = forge.arm_auto_merge(pr.number)
@@ -784,6 +782,8 @@ class Engine:
                        report: TickReport | None = None) -> None:
         """The guarded direct merge chosen by `auto_merge_fallback = "direct"`: exactly the
         approved head, once its checks are green. Why it waits is recorded when it changes."""
+        from oxi_core.models import PullRequestState
+
         attempt = forge_extras.merge_now(self.config.forge, pr.number, pr.head_sha)
         if attempt is None:
             return  # this forge cannot merge directly: it waits for a person
@@ -899,6 +899,8 @@ class Engine:
         return self.ledger.spend_since(utc_day_start(now or self.clock()))
 
     def gate_decision(self, task: Task, state: EngineState) -> tuple[str, GateDecision]:
+        from oxi_core.models import GateAction, GateDecision
+
         for name, gate in self.config.instances["gates"].items():
             if task.budget_released and self.config.specs["gates"][name].type == "budget":
                 continue  # the operator released this task's hold
@@ -922,6 +924,7 @@ class Engine:
 
         from oxi_core.engine.dispatch import run_worker
         from oxi_core.engine.routes import agent_model, route_worker
+        from oxi_core.models import GateAction
 
         roadmap: Roadmap | None = None  # parsed when the first candidate needs its item
         # What the gates see changes only when a task is claimed: built for the first candidate
@@ -990,6 +993,8 @@ class Engine:
                       report: TickReport) -> None:
         """Park the task until an operator releases it (hold), or refuse it for good (skip);
         either way the operator hears of it: nothing will happen to it on its own."""
+        from oxi_core.models import GateAction
+
         hold = decision.action is GateAction.HOLD
         moved = self.ledger.transition(
             task.id, TaskStatus.HELD if hold else TaskStatus.SKIPPED,
@@ -1112,6 +1117,8 @@ class Engine:
 
     def plan(self) -> TickReport:
         """What a tick would do, computed without writing anything."""
+        from oxi_core.engine.ingest import CLOSED_BY_REMOVAL, diff_roadmap
+        from oxi_core.models import GateAction
         from oxi_core.roadmap import load_roadmap
 
         roadmap = load_roadmap(self.config.paths.roadmap)
