@@ -264,14 +264,20 @@ def test_batches_add_their_spend_under_the_role_and_model_their_payloads_name(
                         "(?, ?, 2.0, '{\"role\": \"elsewhere\"}')",
                         (ledger.now_iso(), ev.DISPATCH_RESULT))
     ledger.append_many(batch({"role": "coder", "model": "m4"}))
+    ledger.append_many([*batch({"model": "m5"}),  # two types, one role and model
+                        NewEvent(ev.CRITIC_VERDICT, cost_usd=0.125, payload={"model": "m5"})])
 
     kept = spend_by_day(ledger)
     assert kept == recounted(ledger)
+    assert ledger.query("SELECT hour, round(cost_usd, 9) FROM spend_by_hour ORDER BY 1") == \
+        ledger.query("SELECT substr(ts, 1, 13), round(sum(cost_usd), 9) FROM events "
+                     "WHERE cost_usd != 0 GROUP BY 1 ORDER BY 1")
     day = ledger.now_iso()[:10]
     assert kept[(day, ev.DISPATCH_RESULT, "coder", "m1")] == (0.75, 3)
     assert kept[(day, ev.DISPATCH_RESULT, "elsewhere", "")] == (2.0, 1)
     assert kept[(day, ev.CRITIC_VERDICT, "critic", "q")] == (1.5, 1)
     assert kept[(day, ev.DISPATCH_RESULT, "coder", f"x {log.REDACTED}")] == (0.5, 2)
+    assert kept[(day, ev.CRITIC_VERDICT, "", "m5")] == (0.125, 1)
     assert all(secret not in repr(k) for k in kept)
 
 
@@ -290,3 +296,22 @@ def test_a_batch_whose_roles_and_models_the_ledger_knows_is_counted_without_its_
     assert not [sql for sql in statements if "json_" in sql]
     assert spend_by_day(ledger) == recounted(ledger) == {
         (ledger.now_iso()[:10], ev.DISPATCH_RESULT, "coder", "m"): (5.0, 10)}
+
+
+@pytest.mark.parametrize("how", ["known", "read from the rows"])
+def test_the_spend_upkeep_reads_only_the_events_its_transaction_wrote(
+    ledger: Ledger, how: str
+) -> None:
+    ledger.append_many(NewEvent(ev.DISPATCH_RESULT, cost_usd=0.5) for _ in range(50))
+    statements: list[str] = []
+    ledger.conn.set_trace_callback(statements.append)
+    payload = {"role": "coder"} if how == "known" else {"role": ["not", "text"]}
+    ledger.append_many([NewEvent(ev.DISPATCH_RESULT, cost_usd=0.5, payload=payload)] * 3)
+    ledger.conn.set_trace_callback(None)
+
+    upkeep = [sql for sql in statements if "cost_usd != 0" in sql]
+    assert upkeep
+    for sql in upkeep:  # the traced SQL has its parameters inlined
+        plan = " ".join(str(row[-1]) for row in ledger.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "SCAN events" not in plan, (sql, plan)
+        assert "INTEGER PRIMARY KEY (rowid>?)" in plan, (sql, plan)

@@ -7,6 +7,7 @@ same transaction as the event that explains it, so a crash never leaves the two 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -22,8 +23,10 @@ from oxi_core.errors import LedgerError
 from oxi_core.event import Event, isoformat, parse_ts, utcnow
 from oxi_core.ledger import backup, driver
 from oxi_core.ledger.migrations import (
+    ADD_DAY,
+    ADD_HOUR,
+    COSTS_BY_TYPE,
     COUNT_DAYS,
-    COUNT_DAYS_OF,
     COUNT_HOURS,
     MIGRATIONS,
     UNCOUNTED_SPEND,
@@ -290,24 +293,29 @@ class Ledger:
     def _last_event_id(self) -> int:
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
-    def _count_spend(self, before: int, known: tuple[str, str] | None) -> None:
+    def _count_spend(self, before: int, known: tuple[str, str, str] | None) -> None:
         """Add the events this transaction wrote (every id above ``before``, its first, or
         above the last one counted if that is lower: an event another program wrote, or a
         deleted newest event's id given again) to the spend per hour and per day: one
         aggregate per transaction instead of a trigger per row (migration m012).
 
-        ``known``: the role and model of every costed event the transaction wrote, when its
-        writer knows them; used only when no other event is to be counted."""
+        ``known``: the time, role and model of every costed event the transaction wrote, when
+        its writer knows them; used only when no other event is to be counted."""
         counted, last = self.conn.execute(
             "SELECT events_id, (SELECT coalesce(max(id), 0) FROM events) FROM spend_mark"
         ).fetchone()
         if last == counted == before:
             return
         after = min(int(counted), before)
-        self.conn.execute(COUNT_HOURS, (after,))
         if known is not None and counted == before:
-            self.conn.execute(COUNT_DAYS_OF, (*known, after))
+            ts, role, model = known
+            by_type = self.conn.execute(COSTS_BY_TYPE, (after,)).fetchall()
+            if by_type:
+                self.conn.execute(ADD_HOUR, (ts[:13], math.fsum(row[1] for row in by_type)))
+                self.conn.executemany(ADD_DAY, [(ts[:10], type_, role, model, usd, n)
+                                                for type_, usd, n in by_type])
         else:
+            self.conn.execute(COUNT_HOURS, (after,))
             self.conn.execute(COUNT_DAYS, (after,))
         self.conn.execute("UPDATE spend_mark SET events_id = ?", (last,))
 
@@ -368,12 +376,12 @@ class Ledger:
             yield self._writer
 
     @contextmanager
-    def _transaction(self, *, spend: tuple[str, str] | None = None) -> Iterator[Any]:
+    def _transaction(self, *, spend: tuple[str, str, str] | None = None) -> Iterator[Any]:
         """The same transaction, yielding the raw connection: this module's own statements,
         whose text columns it has redacted one by one already.
 
-        ``spend``: the role and model of every costed event written inside, which the
-        spend upkeep then need not read from their payloads (ignored when this joins an outer
+        ``spend``: the time, role and model of every costed event written inside, which the
+        spend upkeep then need not read from the rows (ignored when this joins an outer
         transaction, which may write others)."""
         with self._lock:
             if self._depth:
@@ -427,7 +435,7 @@ class Ledger:
         # Each stored payload its event's own: the spend upkeep can read their fields here.
         key = one_spend_key([e.payload for e, row in zip(batch, rows, strict=True)
                              if row[4]]) if as_given else None
-        with self._transaction(spend=key) as conn:
+        with self._transaction(spend=None if key is None else (ts, *key)) as conn:
             conn.executemany(_INSERT_EVENT, rows)
         return len(rows)
 

@@ -307,13 +307,17 @@ COUNT_DAYS = (f"INSERT INTO spend_by_day (day, type, role, model, cost_usd, even
               f"WHERE id > ? AND cost_usd != 0 GROUP BY 1, 2, 3, 4 "
               f"ON CONFLICT (day, type, role, model) DO UPDATE SET "
               f"cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
-# The same, for a writer that knows the one role and model (bound first) of every costed event
-# it wrote (Ledger.append_many, from the payloads it encoded): no payload is read back.
-COUNT_DAYS_OF = ("INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "
-                 "SELECT substr(ts, 1, 10), type, ?, ?, sum(cost_usd), count(*) FROM events "
-                 "WHERE id > ? AND cost_usd != 0 GROUP BY 1, 2 "
-                 "ON CONFLICT (day, type, role, model) DO UPDATE SET "
-                 "cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
+# The same for a writer that knows the one time, role and model of every costed event it wrote
+# (Ledger.append_many, from what it encoded): one pass over the new events, by type, and no
+# payload read back; then the totals are added with these. (+type: grouping by the column
+# itself would read every event through the events_type_ts index instead of the new ones.)
+COSTS_BY_TYPE = ("SELECT type, sum(cost_usd), count(*) FROM events WHERE id > ? AND "
+                 "cost_usd != 0 GROUP BY +type")
+ADD_HOUR = ("INSERT INTO spend_by_hour (hour, cost_usd) VALUES (?, ?) "
+            "ON CONFLICT (hour) DO UPDATE SET cost_usd = cost_usd + excluded.cost_usd")
+ADD_DAY = ("INSERT INTO spend_by_day (day, type, role, model, cost_usd, events) "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (day, type, role, model) DO UPDATE SET "
+           "cost_usd = cost_usd + excluded.cost_usd, events = events + excluded.events")
 
 _NO_FIELDS: dict[str, Any] = {}
 
