@@ -281,6 +281,19 @@ def check_roles(config: OxiConfig) -> Iterator[Finding]:
                               "add [judges.tests] type = \"command\" with your test command")
 
 
+@check("git")
+def check_git(config: OxiConfig) -> Iterator[Finding]:
+    """The local forge merges with `git merge-tree --write-tree`: git 2.38 or newer."""
+    forge = config.specs["forges"].get(config.roles.forge or "")
+    if forge is None or forge.type != "local":
+        return
+    from oxi_core.git_version import UPGRADE, merge_tree_problem
+
+    problem = merge_tree_problem(config.paths.state_dir)
+    if problem is not None:
+        yield Finding.error("git", problem, UPGRADE)
+
+
 @check("programs")
 def check_programs(config: OxiConfig) -> Iterator[Finding]:
     """Every program oxi will start: agents' binaries and argv, critics' commands, hooks."""

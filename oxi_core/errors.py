@@ -136,6 +136,11 @@ class ForgeSetupError(SetupError):
     repository): the message names where the credential came from."""
 
 
+class GitTooOld(SetupError):
+    """The git on PATH cannot do what the local forge needs (`git merge-tree --write-tree`,
+    git 2.38): a merge is refused before it starts, and the engine pauses."""
+
+
 class ForgeUnavailable(OxiError):
     """The forge cannot answer now (a rate limit, an outage): try again on a later tick.
 

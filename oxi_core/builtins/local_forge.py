@@ -349,8 +349,10 @@ class LocalForge:
     def _merge_tree(self, pr: PullRequest, base: str, head: str) -> str | None:
         """The tree of merging ``head`` into ``base`` (`merge-tree --write-tree`), or None
         after marking the pull request conflicted."""
+        from oxi_core.git_version import require_merge_tree
         from oxi_core.models import PullRequestState
 
+        require_merge_tree(self.context.paths.state_dir)  # never half a merge on an old git
         merged = git.git(["merge-tree", "--write-tree", "--name-only", base, head],
                          self.origin, check=False)
         lines = merged.stdout.splitlines()

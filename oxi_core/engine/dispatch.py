@@ -32,6 +32,7 @@ from oxi_core.errors import (
     ForgeSetupError,
     ForgeUnavailable,
     GitError,
+    GitTooOld,
     SetupError,
 )
 from oxi_core.ledger import events as ev
@@ -89,6 +90,7 @@ async def run_worker(engine: Engine, task_id: str, item: RoadmapItem,
                                  expect=[TaskStatus.DISPATCHED], last_error=message,
                                  round_start=round_start, **WORKER_FIELDS_CLEARED)
         what = ("the forge refuses oxi's credentials" if isinstance(error, ForgeSetupError)
+                else "the local forge cannot merge" if isinstance(error, GitTooOld)
                 else "the worker agent cannot run")
         engine.pause(f"{what}: {message}")
     except Exception as error:
