@@ -22,7 +22,7 @@ from oxi_core.errors import AutoMergeUnavailable, GitError, OxiError
 from oxi_core.event import isoformat, parse_ts
 from oxi_core.ledger import Verbatim, stored_json
 from oxi_core.protocols import PluginContext
-from oxi_core.repolock import repo_lock
+from oxi_core.repolock import forge_lock
 
 if TYPE_CHECKING:
     # Imported when a pull request is read: loading oxi.toml builds this forge (every command),
@@ -290,8 +290,9 @@ class LocalForge:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        # The repository's git lock: merges write refs and worktrees other workers share.
-        with repo_lock(self.context.paths.state_dir).hold():
+        # One pull request change at a time, across engines: a merge reads, merges and moves
+        # the origin's refs. (Only the origin: the repository's own lock is not needed.)
+        with forge_lock(self.context.paths.state_dir).hold():
             yield
 
     def _squash_merge(self, pr: PullRequest) -> None:

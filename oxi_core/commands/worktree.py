@@ -59,8 +59,8 @@ def add_commands(cli: click.Group) -> None:
 
         config = state.config(secrets=False)
         with Ledger(config.paths.ledger) as ledger:
-            busy = busy_task_ids(ledger)
             with repo_lock(config.paths.state_dir).hold():
+                busy = busy_task_ids(ledger)  # under the lock: see Engine's sweep
                 swept = sweep_worktrees(config.paths, remote=config.policy.remote, busy=busy,
                                         discard_uncommitted=discard_uncommitted)
             record_sweep(ledger, swept, by="operator")

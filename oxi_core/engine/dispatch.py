@@ -235,8 +235,8 @@ class Worker:
         finally:
             self._phase = previous
 
-    def _locked(self) -> Any:
-        return repo_lock(self.paths.state_dir).hold()
+    def _locked(self, *, shared: bool = False) -> Any:
+        return repo_lock(self.paths.state_dir).hold(shared=shared)
 
     def _prepare_worktree(self, task_id: str, branch: str, fresh: bool,
                           first: bool) -> worktrees.Worktree:
@@ -246,6 +246,12 @@ class Worker:
         remote = self.engine.fetch_origin()
         self._base_commit = remote.base_commit
         first = first and branch not in remote.heads
+        if first and not fresh:
+            with self._locked(shared=True):  # beside other workers' pushes and adds
+                tree = worktrees.add_new_worktree(self.paths, task_id, branch,
+                                                  base_ref=self.base_ref)
+            if tree is not None:
+                return tree
         with self._locked():
             return worktrees.ensure_worktree(self.paths, task_id, branch, base_ref=self.base_ref,
                                              remote=self.remote, fresh=fresh, first=first)
@@ -257,7 +263,9 @@ class Worker:
         force = ["--force-with-lease"] if self._fresh else []
         env = forge_extras.git_env(self.config.forge)  # credentials for this push only
         try:
-            with self._locked():
+            # Shared: a push writes the remote's branch and its own remote-tracking ref, which
+            # no other worker's push or worktree touches; only a fetch must wait for it.
+            with self._locked(shared=True):
                 git.git(["push", "--quiet", *force, self.remote, f"HEAD:refs/heads/{branch}"],
                         path, env=env)
         except GitError as error:
@@ -270,11 +278,13 @@ class Worker:
 
     def _remove(self, path: Any, branch: str, force: bool, delivered: bool,
                 seen_clean: bool) -> str | None:
+        if delivered:
+            # Shared: `worktree remove` of a clean tree touches only its own folders. Anything
+            # else (the tree held changes, or was gone) is decided under the exclusive lock.
+            with self._locked(shared=True):
+                if worktrees.remove_clean_worktree(self.paths, path, seen_clean=seen_clean):
+                    return None
         with self._locked():
-            if delivered:
-                return worktrees.remove_delivered_worktree(self.paths, path, branch=branch,
-                                                           remote=self.remote,
-                                                           seen_clean=seen_clean)
             return worktrees.remove_worktree(self.paths, path, branch=branch, remote=self.remote,
                                              force=force)
 

@@ -308,9 +308,11 @@ class Engine:
         from oxi_core.engine.leftovers import busy_task_ids, record_sweep
         from oxi_core.engine.worktrees import sweep_worktrees
 
-        busy = busy_task_ids(self.ledger)
         policy = self.config.policy
         with repo_lock(self.config.paths.state_dir).hold():
+            # Read under the lock: a task claimed after this adds its worktree only once the
+            # sweep is done, so the sweep never takes a worktree for a leftover.
+            busy = busy_task_ids(self.ledger)
             swept = sweep_worktrees(self.config.paths, remote=policy.remote, busy=busy)
         record_sweep(self.ledger, swept, by="sweep")
 

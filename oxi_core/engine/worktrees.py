@@ -102,10 +102,9 @@ def ensure_worktree(
     if not target.exists() and not target.is_symlink():
         # The common case: nothing in the way. A first attempt is one `worktree add`; any
         # other looks at the branch first (one for-each-ref), then adds.
-        if first and not fresh:
-            argv = ["worktree", "add", "--no-track", "-b", branch, str(target), base_ref]
-            if git.git(argv, repo, check=False).returncode == 0:
-                return Worktree(target, branch)
+        if first and not fresh and add_new_worktree(paths, task_id, branch,
+                                                    base_ref=base_ref) is not None:
+            return Worktree(target, branch)
         if _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
                          strict=False):
             return Worktree(target, branch)
@@ -129,6 +128,24 @@ def ensure_worktree(
                                 hint="remove that worktree, or let oxi's sweep handle it")
     _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
                   strict=True)
+    return Worktree(target, branch)
+
+
+def add_new_worktree(paths: RepoPaths, task_id: str, branch: str, *,
+                     base_ref: str) -> Worktree | None:
+    """The task's worktree on a new ``branch`` from ``base_ref`` when nothing is in the way
+    (no folder, no such branch): one `worktree add`, which touches only what is its own (the
+    new folder, its admin folder, the new branch), so it may run beside pushes and other adds
+    (a shared repository lock). None when anything is in the way: `ensure_worktree` (under
+    the exclusive lock) then looks and clears up."""
+    target = worktree_path(paths, task_id)
+    paths.worktrees_dir.mkdir(parents=True, exist_ok=True)
+    _refuse_symlinks(paths, target)
+    if target.exists() or target.is_symlink():
+        return None
+    argv = ["worktree", "add", "--no-track", "-b", branch, str(target), base_ref]
+    if git.git(argv, paths.repo_root, check=False).returncode != 0:
+        return None
     return Worktree(target, branch)
 
 
@@ -213,18 +230,25 @@ def remove_worktree(
 
 def remove_delivered_worktree(paths: RepoPaths, path: Path, *, branch: str, remote: str,
                               seen_clean: bool = False) -> str | None:
-    """Remove a worktree whose HEAD was just pushed (or never moved from the base commit).
+    """Remove a worktree whose HEAD was just pushed (or never moved from the base commit):
+    `remove_clean_worktree`, else the full check (which keeps a tree with uncommitted work
+    and says why)."""
+    if remove_clean_worktree(paths, path, seen_clean=seen_clean):
+        return None
+    return remove_worktree(paths, path, branch=branch, remote=remote)
+
+
+def remove_clean_worktree(paths: RepoPaths, path: Path, *, seen_clean: bool = False) -> bool:
+    """Remove a worktree whose HEAD is on the remote (just pushed, or the base commit) when
+    git finds it clean; False when it did not remove it (for the full check).
 
     Nothing committed can be lost, so git's own check suffices: `worktree remove` without
-    --force refuses a tree with uncommitted or untracked changes, and only then is the full
-    check run (which keeps such a tree and says why). ``seen_clean``: the caller's own
-    `git status`, after the agent's process group was gone, found nothing uncommitted, so
+    --force refuses a tree with uncommitted or untracked changes. ``seen_clean``: the caller's
+    own `git status`, after the agent's process group was gone, found nothing uncommitted, so
     git need not look again."""
     _check_removable(paths, path)
     argv = ["worktree", "remove", *(["--force"] if seen_clean else []), str(path)]
-    if path.exists() and git.git(argv, paths.repo_root, check=False).returncode == 0:
-        return None
-    return remove_worktree(paths, path, branch=branch, remote=remote)
+    return path.exists() and git.git(argv, paths.repo_root, check=False).returncode == 0
 
 
 def _sweep_shadows(paths: RepoPaths, folder: Path, busy: set[str]) -> list[tuple[Path, str | None]]:
