@@ -60,21 +60,32 @@ def register_secret(value: str) -> None:
 
 # Literal text that every _KEY_SHAPES match contains (keep the two in step): a text holding none
 # of it cannot match, and may_hold_secret() says so without running the regex, which is slow
-# to scan with (about 5 us for a 300-character payload against 1 us for these checks). The re
-# module finds a short literal faster than `in` does (a quarter less time, from 60 characters
-# to a batch's 200,000); `in` is the faster for "github_pat_".
-_SHAPE_SEARCHES = tuple(re.compile(needle).search for needle in ("sk-", "xai-", "AKIA"))
+# to scan with (about 5 us for a 300-character payload against 1 us for these checks).
+_SHAPE_NEEDLES = ("sk-", "xai-", "AKIA", "github_pat_")
 _GH_TOKEN = re.compile(r"gh[pousr]_")
-_BEARER = re.compile("bearer")  # in the lower-cased text
+# In a long text (a batch of payloads: 200,000 characters in 0.48 ms instead of 0.68) the re
+# module finds a short literal faster than `in` does, but for "github_pat_"; in a short one (a
+# log field) the call costs more than the search.
+_LONG_TEXT = 256
+_SHAPE_SEARCHES = tuple(re.compile(needle).search for needle in _SHAPE_NEEDLES[:3])
+_BEARER = re.compile("bearer").search  # in the lower-cased text
 
 
 def may_hold_secret(text: str) -> bool:
     """False only when ``redact_text(text)`` would certainly return ``text`` unchanged."""
-    for search in _SHAPE_SEARCHES:
-        if search(text) is not None:
+    if len(text) < _LONG_TEXT:
+        for needle in _SHAPE_NEEDLES:
+            if needle in text:
+                return True
+        if "bearer" in text.lower():
             return True
-    if ("github_pat_" in text or _GH_TOKEN.search(text) is not None
-            or _BEARER.search(text.lower()) is not None):
+    else:
+        for search in _SHAPE_SEARCHES:
+            if search(text) is not None:
+                return True
+        if "github_pat_" in text or _BEARER(text.lower()) is not None:
+            return True
+    if _GH_TOKEN.search(text) is not None:
         return True
     return any(secret in text for secret in _known_secrets)
 

@@ -201,6 +201,16 @@ def test_api_key_shapes_are_redacted_wherever_they_appear(json_lines: bool, key:
     assert out.count(log.REDACTED) == 4
 
 
+@pytest.mark.parametrize("padding", [0, 40, 300], ids=["bare", "in a line", "in a long text"])
+@pytest.mark.parametrize("key", [*KEY_SHAPES.values(), "bEaReR " + "t" * 20],
+                         ids=[*KEY_SHAPES, "bearer"])
+def test_every_key_shape_is_found_in_a_short_text_and_a_long_one(key: str, padding: int) -> None:
+    # may_hold_secret looks at a long text (a batch of ledger payloads) another way.
+    text = f"{'~' * padding} {key} {'~' * padding}"
+    assert log.may_hold_secret(text)
+    assert key not in log.redact_text(text)
+
+
 @pytest.mark.parametrize("json_lines", [True, False], ids=["json", "console"])
 def test_a_bearer_token_is_redacted(json_lines: bool) -> None:
     token = "eyJhbGciOiJIUzI1NiJ9." + secrets.token_urlsafe(24)
@@ -285,9 +295,12 @@ FRAGMENTS = [
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join))
-def test_the_fast_pre_check_never_skips_text_the_key_shapes_match(text: str) -> None:
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join),
+       st.sampled_from(["", "~" * 300]))
+def test_the_fast_pre_check_never_skips_text_the_key_shapes_match(text: str, long: str) -> None:
     # redact_text() skips its regex when may_hold_secret() says no: that must never hide a key.
+    # A long text (a batch of payloads) is looked at another way than a short one.
+    text = f"{long}{text}{long}"
     if log._KEY_SHAPES.search(text):
         assert log.may_hold_secret(text)
         assert log.redact_text(text) != text
