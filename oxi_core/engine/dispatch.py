@@ -51,6 +51,7 @@ from oxi_core.tasks import Task, TaskStatus
 
 if TYPE_CHECKING:
     from oxi_core.engine.engine import Engine
+    from oxi_core.engine.prepared import Prepared
 
 HEARTBEAT_MIN_INTERVAL_S = 1.0
 CANCEL_POLL_S = 1.0
@@ -172,12 +173,17 @@ class Worker:
                                       self.engine.supervisor_started_at))
         branch = worktrees.branch_name(task.id, task.title)
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
-        tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,
-                                       task.branch is None)
+        # A worktree made ahead for this task (`oxi saturate`, T2-47), if any.
+        prepared = await self.engine.prepared.take(task.id)
+        tree = self._prepared_worktree(task.id, branch, fresh, task.branch is None, prepared)
+        if tree is None:  # (a fetch, git: off the event loop)
+            tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,
+                                           task.branch is None, prepared)
         self._fresh = fresh
         self.ledger.update_task(
             task.id, event_type=ev.WORKTREE_REUSED if tree.reused else ev.WORKTREE_CREATED,
-            payload={"path": str(tree.path), "branch": branch, "fresh": fresh},
+            payload={"path": str(tree.path), "branch": branch, "fresh": fresh,
+                     **({"prepared": True} if tree.prepared else {})},
             branch=branch, worktree=str(tree.path),
         )
         if not tree.reused:
@@ -238,14 +244,35 @@ class Worker:
     def _locked(self, *, shared: bool = False) -> Any:
         return repo_lock(self.paths.state_dir).hold(shared=shared)
 
-    def _prepare_worktree(self, task_id: str, branch: str, fresh: bool,
-                          first: bool) -> worktrees.Worktree:
+    def _prepared_worktree(self, task_id: str, branch: str, fresh: bool, first: bool,
+                           prepared: Prepared | None) -> worktrees.Worktree | None:
+        """The worktree made ahead for this claim when it can be used as it is, decided
+        without waiting: the remote as fetched within FETCH_MAX_AGE_S, and still on the base
+        as fetched then. None: `_prepare_worktree` decides (fetching, moving it, or not)."""
+        if prepared is None or fresh or not first:
+            return None
+        remote = self.engine.recent_remote()
+        if remote is None or branch in remote.heads \
+                or remote.base_commit != prepared.base_commit:
+            return None
+        if not self.engine.prepared.use(prepared, branch, remote.base_commit):
+            return None
+        self._base_commit = remote.base_commit
+        return attrs.evolve(prepared.worktree, prepared=True)
+
+    def _prepare_worktree(self, task_id: str, branch: str, fresh: bool, first: bool,
+                          prepared: Prepared | None = None) -> worktrees.Worktree:
         # A branch the remote has (as last fetched) is never created anew: the careful path
         # continues it. The base commit as fetched lets "the agent changed nothing" be seen
         # without a diff.
         remote = self.engine.fetch_origin()
         self._base_commit = remote.base_commit
         first = first and branch not in remote.heads
+        if prepared is not None:
+            if first and not fresh and self.engine.prepared.use(prepared, branch,
+                                                                remote.base_commit):
+                return attrs.evolve(prepared.worktree, prepared=True)
+            self.engine.prepared.discard(task_id, prepared, ours=True)  # then as usual
         if first and not fresh:
             with self._locked(shared=True):  # beside other workers' pushes and adds
                 tree = worktrees.add_new_worktree(self.paths, task_id, branch,
@@ -346,6 +373,7 @@ class Worker:
 
     def _on_spawn(self, pid: int, pgid: int) -> None:
         self._agent_running = True  # from now on its events are the heartbeat
+        self.engine.prepared.schedule_refresh()  # the next task's worktree, now it started
         self.ledger.update_task(
             self.task_id, event_type=ev.WORKER_STARTED,
             payload={"pid": pid, "pgid": pgid, "host": self.engine.host},

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import concurrent.futures
 
     from oxi_core.engine.ingest import BaseMerges, IngestChange
+    from oxi_core.engine.prepared import PreparedWorktrees
     from oxi_core.engine.reaper import Reaped
     from oxi_core.engine.routes import WorkerRoute
     from oxi_core.engine.state import EngineState
@@ -204,6 +205,7 @@ class Engine:
         # Called when one of this process's agents has finished and its result is recorded
         # (its concurrency slot is free): `oxi saturate` refills the slot at once.
         self.on_agent_done: Callable[[], None] | None = None
+        self._prepared: PreparedWorktrees | None = None
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
         self._swept = False
@@ -250,10 +252,25 @@ class Engine:
             self._roadmap_cache = (digest, parse_roadmap(text))
         return self._roadmap_cache[1]
 
-    async def tick(self) -> TickReport:
+    def refill(self) -> TickReport:
+        """Claim tasks for the slots free now, before a tick's other phases (ingest, reap,
+        observe): `oxi saturate` calls it the moment an agent's slot frees, then ticks as
+        usual (whose dispatch then finds the slot taken). The checks that let a tick dispatch
+        apply: not stopping, not paused, the last observe not failed (blind to open PRs,
+        the overlap gate cannot decide)."""
+        report = TickReport()
+        if self.stop_dispatching or "observe" in self._phase_errors or self.paused():
+            return report
+        slots = self._free_slots(report)
+        if slots > 0 and self.roadmap is not None:
+            self._dispatch(report, slots)
+        return report
+
+    async def tick(self, report: TickReport | None = None) -> TickReport:
+        """One tick; ``report``: what a `refill` just before it did, to report with it."""
         import asyncio
 
-        report = TickReport()
+        report = report or TickReport()
         self._before_reap(report)
         if self._reap_needed():
             # On a worker thread: heartbeat triage asks a model (up to its timeout) and an
@@ -820,6 +837,15 @@ class Engine:
             return self._capacity()
         return self.config.policy.max_concurrent
 
+    def recent_remote(self, max_age_s: float = FETCH_MAX_AGE_S) -> RemoteView | None:
+        """The remote as this process fetched it within ``max_age_s`` (what `fetch_origin`
+        would return without fetching), else None. Never waits for a fetch under way (the
+        event loop calls it): the view is set before its time, so a recent time means a view
+        at least that recent."""
+        if time.monotonic() - self._fetched_at < max_age_s:
+            return self._remote_view
+        return None
+
     def fetch_origin(self, max_age_s: float = FETCH_MAX_AGE_S) -> RemoteView:
         """Fetch the remote, unless this process did within ``max_age_s``: a burst of workers
         starting together shares one fetch. Returns the remote's branches as fetched: a branch
@@ -979,6 +1005,16 @@ class Engine:
             worker = asyncio.create_task(run_worker(self, task.id, item, cancel))
             self.workers[task.id] = worker
             worker.add_done_callback(functools.partial(self._forget_worker, task.id))
+
+    @property
+    def prepared(self) -> PreparedWorktrees:
+        """Worktrees made ahead for the next tasks (`oxi saturate` sets how many; T2-47);
+        imported when first needed: a tick that dispatches nothing never does."""
+        if self._prepared is None:
+            from oxi_core.engine.prepared import PreparedWorktrees
+
+            self._prepared = PreparedWorktrees(self)
+        return self._prepared
 
     def agents_in_flight(self) -> int:
         """Dispatched tasks whose agent has not finished: what a concurrency slot holds."""

@@ -59,6 +59,8 @@ class Saturate:
         self.max_cost_per_day = max_cost_per_day
         self.config = self._apply_overrides(config)
         self.engine = Engine(self.config, capacity=self._capacity)
+        # Each slot's next task has its worktree ready before the slot frees (T2-47).
+        self.engine.prepared.ahead = concurrency
         self.interval_s = interval_s if interval_s is not None else config.policy.tick_interval_s
         self.max_ticks = max_ticks
         self._probe = capacity
@@ -135,6 +137,7 @@ class Saturate:
             if waiting:
                 self.engine.record(ev.SATURATE_STOPPING, payload={
                     "reason": self.stopped_by, "waiting_for": waiting})
+            await self.engine.prepared.discard_all()
             await self.engine.wait_for_workers()
             self.engine.observe_now()
             await asyncio.to_thread(self.engine.flush_notifications)
@@ -150,21 +153,28 @@ class Saturate:
         return result
 
     async def _loop(self, result: SaturateResult) -> None:
+        refilled: TickReport | None = None
         while not self.stop.is_set():
             self.reload_config()
-            report = await self.engine.tick()
+            report = await self.engine.tick(refilled)
             self.engine.record_forge_report(report)
             result.ticks += 1
             if self.on_tick is not None:
                 self.on_tick(result.ticks, report, self._outcomes_since_last_tick())
             result.dispatched += len(report.dispatched)
+            if not report.dispatched:
+                # (After a dispatch, the refresh waits for the new agents to start: it must
+                # not slow their start-up.)
+                self.engine.prepared.schedule_refresh()
             if report.budget_reached:
                 self.request_stop("daily_budget_reached")
                 break
             if self.max_ticks is not None and result.ticks >= self.max_ticks:
                 self.request_stop("max_ticks")
                 break
-            await self._sleep()
+            freed = await self._sleep()
+            # A freed slot is refilled at once; the tick's other phases follow.
+            refilled = self.engine.refill() if freed and not self.stop.is_set() else None
 
     def _outcomes_since_last_tick(self) -> list[Event]:
         found = self.engine.ledger.events(after_id=self._seen_event_id, types=TICK_OUTCOMES)
@@ -174,21 +184,24 @@ class Saturate:
         self._seen_event_id = newest[0].id if newest else self._seen_event_id
         return found
 
-    async def _sleep(self) -> None:
-        """Until the next tick: the interval, or sooner when a slot frees.
+    async def _sleep(self) -> bool:
+        """Until the next tick: the interval, or sooner when a slot frees (then True).
 
         A slot frees when an agent's result is recorded (``Engine.agents_in_flight``), well
         before its worker ends (push, PR, review, merge, worktree removal): waking only when
         workers end would leave the slot idle meanwhile.
         """
         waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.stop.wait())}
+        freed = None
         if self.engine.workers:
-            waiters.add(asyncio.ensure_future(self._slot_freed()))
+            freed = asyncio.ensure_future(self._slot_freed())
+            waiters.add(freed)
         workers = set(self.engine.workers.values())
         await asyncio.wait(waiters | workers, timeout=self.interval_s,
                            return_when=asyncio.FIRST_COMPLETED)
         for future in waiters:
             future.cancel()
+        return freed is not None and freed.done() and not freed.cancelled()
 
     async def _slot_freed(self) -> None:
         self._agent_done.clear()

@@ -46,6 +46,7 @@ class Worktree:
     path: Path
     branch: str
     reused: bool = False
+    prepared: bool = False  # made ahead, before its task was claimed (engine/prepared.py)
 
 
 def _refuse_symlinks(paths: RepoPaths, target: Path) -> None:
