@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from oxi_core.builtins.local_forge import OPEN_STATE
+from oxi_core.models import PullRequestState
 from oxi_core.roadmap_text import text_digest
 from oxi_core.testing.repos import exec_agent_toml, make_repo
 from tests.conftest import roadmap
@@ -92,3 +94,8 @@ def test_the_roadmap_digest_is_sha256() -> None:
     """The ingest mark stored by an older oxi (hashlib's sha256) still matches."""
     for text in ("", "# roadmap\n", "**T1-1 · ünïcode**\n" * 1000):
         assert text_digest(text) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_local_forge_lists_open_pull_requests_by_the_open_state() -> None:
+    """It spells the state's value itself, so that listing none imports no models."""
+    assert PullRequestState.OPEN.value == OPEN_STATE
