@@ -209,8 +209,14 @@ class Worker:
         if not after.ok:
             self.engine.record(ev.WORKTREE_HOOK_FAILED, task_id=task.id, payload=after.payload())
         self.record_result(task, result)
-        if self.engine.on_agent_done is not None:
-            self.engine.on_agent_done()
+        # (Not for refused credentials: the engine pauses on them, and no slot is refilled.)
+        if self.engine.on_agent_done is not None \
+                and result.classification is not Classification.SETUP_ERROR:
+            self.engine.on_agent_done()  # (`oxi saturate` claims the slot's next task now)
+            # The refill starts its agent first; this worker's delivery follows.
+            await self.engine.wait_for_starts()
+        # Once the slot is free: pruning old transcripts is no part of the agent's run.
+        await asyncio.to_thread(prune_transcripts, self.paths, self.policy.transcripts_keep)
         if self.cancelled():
             await self._finish_cancelled(tree.path, branch)
             return
@@ -339,7 +345,6 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self._transcript.close()
-            await asyncio.to_thread(prune_transcripts, self.paths, self.policy.transcripts_keep)
 
     async def _invoke_routed(self, task: Task, request: DispatchRequest) -> DispatchResult:
         """Run the routed agent; on a provider failure (5xx, overload, credentials), the next
@@ -373,6 +378,7 @@ class Worker:
 
     def _on_spawn(self, pid: int, pgid: int) -> None:
         self._agent_running = True  # from now on its events are the heartbeat
+        self.engine.agent_started(self.task_id)
         self.engine.prepared.schedule_refresh()  # the next task's worktree, now it started
         self.ledger.update_task(
             self.task_id, event_type=ev.WORKER_STARTED,
@@ -577,6 +583,7 @@ class Worker:
         if head != pushed.payload.get("head"):
             return False
         self._phase = "delivering"
+        self.engine.agent_started(task.id)  # (none will: nothing for a refill to wait for)
         self.engine.record(ev.DELIVERY_RESUMED, task_id=task.id, payload={
             "branch": branch, "head": head, "attempt": task.attempts,
             "pushed_by_attempt": pushed.payload.get("attempt")})

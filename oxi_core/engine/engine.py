@@ -6,6 +6,7 @@ report through it; a failing phase is an event and a retry next tick, never the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -206,6 +207,10 @@ class Engine:
         # (its concurrency slot is free): `oxi saturate` refills the slot at once.
         self.on_agent_done: Callable[[], None] | None = None
         self._prepared: PreparedWorktrees | None = None
+        # Claims of this engine whose agent has not started yet, and an event set whenever
+        # that empties (`wait_for_starts`).
+        self._starting: set[str] = set()
+        self._started: asyncio.Event | None = None
         self._capacity = capacity
         self._open_prs: list[PullRequest] = []
         self._swept = False
@@ -252,13 +257,13 @@ class Engine:
             self._roadmap_cache = (digest, parse_roadmap(text))
         return self._roadmap_cache[1]
 
-    def refill(self) -> TickReport:
+    def refill(self, report: TickReport | None = None) -> TickReport:
         """Claim tasks for the slots free now, before a tick's other phases (ingest, reap,
         observe): `oxi saturate` calls it the moment an agent's slot frees, then ticks as
         usual (whose dispatch then finds the slot taken). The checks that let a tick dispatch
         apply: not stopping, not paused, the last observe not failed (blind to open PRs,
-        the overlap gate cannot decide)."""
-        report = TickReport()
+        the overlap gate cannot decide). ``report``: add to it (a tick's, still to come)."""
+        report = report or TickReport()
         if self.stop_dispatching or "observe" in self._phase_errors or self.paused():
             return report
         slots = self._free_slots(report)
@@ -997,6 +1002,7 @@ class Engine:
             if not claimed:
                 continue  # another engine took it first
             self.routes[task.id] = route
+            self._starting.add(task.id)
             report.decide(task, "dispatch")
             slots -= 1
             state = None
@@ -1021,7 +1027,28 @@ class Engine:
         rows = self.ledger.query(AGENTS_IN_FLIGHT_SQL, (ev.DISPATCH_RESULT,))
         return int(rows[0][0])
 
+    def agent_started(self, task_id: str) -> None:
+        """A claim's agent has started (or its worker ended without one)."""
+        self._starting.discard(task_id)
+        if not self._starting and self._started is not None:
+            self._started.set()
+            self._started = None
+
+    async def wait_for_starts(self, timeout_s: float = 2.0) -> None:
+        """Until every claim of this engine has started its agent (at most ``timeout_s``): a
+        worker whose agent has ended lets a freed slot's refill start first, rather than
+        competing with it for the machine (git processes of its delivery)."""
+        import asyncio
+
+        if not self._starting:
+            return
+        if self._started is None:
+            self._started = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), timeout_s)
+
     def _forget_worker(self, task_id: str, _done: asyncio.Task[None]) -> None:
+        self.agent_started(task_id)
         self.workers.pop(task_id, None)
         self.progress.pop(task_id, None)
         self.routes.pop(task_id, None)

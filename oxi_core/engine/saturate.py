@@ -66,7 +66,8 @@ class Saturate:
         self._probe = capacity
         self.stop = asyncio.Event()
         self._agent_done = asyncio.Event()
-        self.engine.on_agent_done = self._agent_done.set
+        self.engine.on_agent_done = self._refill
+        self._refilled: TickReport | None = None  # what refills did since the last tick
         self.stopped_by = ""
         self._config_mtime = self._mtime(config.path)
         self._bad_mtime: float | None = None
@@ -152,10 +153,17 @@ class Saturate:
             pidfile.release()
         return result
 
+    def _refill(self) -> None:
+        """One of this engine's agents ended (its result recorded): claim its slot's next
+        task at once, from the worker that ran it, then wake the loop (its tick follows)."""
+        if not self.stop.is_set():
+            self._refilled = self.engine.refill(self._refilled)
+        self._agent_done.set()
+
     async def _loop(self, result: SaturateResult) -> None:
-        refilled: TickReport | None = None
         while not self.stop.is_set():
             self.reload_config()
+            refilled, self._refilled = self._refilled, None
             report = await self.engine.tick(refilled)
             self.engine.record_forge_report(report)
             result.ticks += 1
@@ -172,9 +180,7 @@ class Saturate:
             if self.max_ticks is not None and result.ticks >= self.max_ticks:
                 self.request_stop("max_ticks")
                 break
-            freed = await self._sleep()
-            # A freed slot is refilled at once; the tick's other phases follow.
-            refilled = self.engine.refill() if freed and not self.stop.is_set() else None
+            await self._sleep()
 
     def _outcomes_since_last_tick(self) -> list[Event]:
         found = self.engine.ledger.events(after_id=self._seen_event_id, types=TICK_OUTCOMES)
@@ -184,24 +190,21 @@ class Saturate:
         self._seen_event_id = newest[0].id if newest else self._seen_event_id
         return found
 
-    async def _sleep(self) -> bool:
-        """Until the next tick: the interval, or sooner when a slot frees (then True).
+    async def _sleep(self) -> None:
+        """Until the next tick: the interval, or sooner when a slot frees.
 
         A slot frees when an agent's result is recorded (``Engine.agents_in_flight``), well
         before its worker ends (push, PR, review, merge, worktree removal): waking only when
         workers end would leave the slot idle meanwhile.
         """
         waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self.stop.wait())}
-        freed = None
         if self.engine.workers:
-            freed = asyncio.ensure_future(self._slot_freed())
-            waiters.add(freed)
+            waiters.add(asyncio.ensure_future(self._slot_freed()))
         workers = set(self.engine.workers.values())
         await asyncio.wait(waiters | workers, timeout=self.interval_s,
                            return_when=asyncio.FIRST_COMPLETED)
         for future in waiters:
             future.cancel()
-        return freed is not None and freed.done() and not freed.cancelled()
 
     async def _slot_freed(self) -> None:
         self._agent_done.clear()

@@ -60,6 +60,10 @@ def test_a_claim_takes_its_worktree_made_ahead_and_a_stop_removes_the_rest(
             assert tasks[task_id].status is TaskStatus.PLANNED
             assert ledger.events(types=[ev.TASK_CLAIMED], task_id=task_id) == []
         assert ledger.events(types=[ev.WORKTREE_KEPT]) == []
+        # T1-5's slot was refilled the moment its agent ended, before its own delivery.
+        (claimed,) = ledger.events(types=[ev.TASK_CLAIMED], task_id="T1-6")
+        (pushed,) = ledger.events(types=[ev.BRANCH_PUSHED], task_id="T1-5")
+        assert claimed.id < pushed.id
     assert not ahead.exists()
     assert branches(repo, "oxi/T1-7*") == [] and branches(repo, "oxi/T1-8*") == []
     assert run_git(["worktree", "list", "--porcelain"], repo.root).count("worktree ") == 1
