@@ -30,8 +30,16 @@ def held_saturate(repo_factory, oxi, tmp_path):
     wait_for(lambda: [e for e in events_of(repo, ev.WORKER_STARTED) if e.task_id == "T1-6"],
              timeout=120, what="T1-6's agent to start")
     ahead = repo.root / ".oxi" / "worktrees" / "T1-7"
-    wait_for(lambda: (ahead / ".git").is_file(), timeout=120, what="T1-7's worktree ahead")
+    wait_for(lambda: made(repo, ahead), timeout=120, what="T1-7's worktree ahead")
     return repo, daemon, hold, ahead
+
+
+def made(repo, path) -> bool:
+    """``path`` is a worktree git has finished adding (while it adds one, git keeps it locked
+    as "initializing", and removes it again if it is killed before the end)."""
+    listing = run_git(["worktree", "list", "--porcelain"], repo.root).split("\n\n")
+    return any(block.startswith(f"worktree {path.resolve()}\n") and "\nlocked" not in block
+               for block in listing)
 
 
 def branches(repo, pattern: str) -> list[str]:
