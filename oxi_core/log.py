@@ -14,7 +14,9 @@ from typing import Any, TextIO
 # A bare ``sk-`` key starts a token: "task-state-machine-docs" (a branch slug) is not a key.
 # A JSON or repr() escape (\n, \t, \u00e9) just before the key counts as a token start too,
 # since the ledger redacts serialised JSON and renderers print repr(). The longer prefixes
-# (sk-ant-, sk-proj-, ...) are distinctive enough to be caught anywhere.
+# (sk-ant-, sk-proj-, ...) are distinctive enough to be caught anywhere. The same escapes
+# (a tab, a newline) part "Bearer" from its token as well as whitespace does.
+_ESCAPE = r"\\[nrtbf]|\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}"
 _KEY_START = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4})|(?<=\\x[0-9a-fA-F]{2}))"
 
 # Shapes of credentials that must never reach a log line, whatever field they hide in.
@@ -26,7 +28,7 @@ _KEY_SHAPES = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{20,}"
     r"|github_pat_[A-Za-z0-9_]{20,}"
     r"|AKIA[0-9A-Z]{16}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{12,})"
+    rf"|(?i:bearer)(?:\s|{_ESCAPE})+[A-Za-z0-9._\-]{{12,}})"
 )
 _SECRET_FIELD = re.compile(r"(?i)(api[_-]?key|token|secret|password|authorization)")
 REDACTED = "[REDACTED]"

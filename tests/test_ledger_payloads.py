@@ -156,6 +156,21 @@ def key() -> str:
     return "sk-ant-api03-" + secrets.token_urlsafe(32)
 
 
+@pytest.mark.parametrize("separator", ["\t", "\n", "\u00a0"])
+def test_a_bearer_token_after_a_tab_or_a_newline_is_redacted_in_the_stored_row(
+    ledger: Ledger, separator: str
+) -> None:
+    # In the stored JSON the tab is the two characters backslash and t.
+    token = secrets.token_urlsafe(24)
+    payload = {"header": f"Authorization: Bearer{separator}{token}"}
+    ledger.append(ev.AGENT_EVENT, payload=payload)
+    ledger.append_many([NewEvent(ev.AGENT_EVENT, payload=payload)])
+
+    assert all(token not in text for text in stored(ledger))
+    assert [e.payload for e in ledger.events()] == [
+        {"header": f"Authorization: {log.REDACTED}"}] * 2
+
+
 @pytest.mark.parametrize("where", ["nested", "key", "long string", "not ascii", "beside null",
                                    "beside NaN", "refused by orjson"])
 def test_a_secret_in_a_batch_is_redacted_wherever_it_hides(ledger: Ledger, where: str) -> None:

@@ -219,10 +219,13 @@ def test_a_bearer_token_is_redacted(json_lines: bool) -> None:
         "request",
         line=f"Authorization: Bearer {token}",
         curl=["curl", "-H", f"authorization: bearer {token}"],
+        # Rendered escaped (JSON, repr): the tab and the newline are two characters there.
+        tabbed=f"Authorization: Bearer\t{token}",
+        wrapped=f"bearer\n{token}",
     )
 
     assert token not in out
-    assert out.count(log.REDACTED) == 2
+    assert out.count(log.REDACTED) == 4
 
 
 def test_a_value_under_a_secret_sounding_key_is_redacted_whatever_its_shape() -> None:
