@@ -923,10 +923,19 @@ def test_a_commit_that_fails_rolls_back_and_leaves_the_ledger_usable(ledger: Led
 WRITER = child("""
 from oxi_core.ledger import Ledger, NewEvent
 folder, name, per_writer, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+other = "b" if name == "a" else "a"
 with Ledger(Path(folder, "oxi.db")) as ledger:
     barrier(folder, name)
-    seq = 0
+    seq, announced = 0, False
     while seq < per_writer:
+        if seq and not announced:
+            Path(folder, f"wrote-{name}").touch()
+            announced = True
+        if seq + batch >= per_writer:
+            # The last write waits for the other writer's first, so that the two overlap
+            # however the machine schedules them.
+            while not Path(folder, f"wrote-{other}").exists():
+                time.sleep(0.0005)
         if batch == 1:
             ledger.append("agent_event", session_id=name, payload={"writer": name, "seq": seq})
             seq += 1
