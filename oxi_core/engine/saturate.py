@@ -156,9 +156,13 @@ class Saturate:
     def _refill(self) -> None:
         """One of this engine's agents ended (its result recorded): claim its slot's next
         task at once, from the worker that ran it, then wake the loop (its tick follows)."""
-        if not self.stop.is_set():
-            self._refilled = self.engine.refill(self._refilled)
-        self._agent_done.set()
+        try:
+            if not self.stop.is_set():
+                self._refilled = self.engine.refill(self._refilled)
+        except Exception as error:  # never the ended worker's failure: the tick dispatches
+            self.engine.log.error("refill_failed", error=f"{type(error).__name__}: {error}")
+        finally:
+            self._agent_done.set()
 
     async def _loop(self, result: SaturateResult) -> None:
         while not self.stop.is_set():

@@ -131,3 +131,23 @@ def test_a_worktree_made_ahead_is_moved_to_a_base_that_moved_and_left_to_another
         assert (repo.root / ".oxi" / "worktrees" / "T1-6" / ".git").is_file()
     finally:
         engine.ledger.close()
+
+
+def test_a_refill_that_fails_is_no_failure_of_the_worker_whose_agent_ended(
+    repo_factory, monkeypatch
+) -> None:
+    # The refill runs inside the ended agent's worker: its error must not reach that worker
+    # (which would requeue a task whose work is done); the loop's tick dispatches instead.
+    from oxi_core.engine.saturate import Saturate
+
+    repo = repo_factory(roadmap(*ITEMS[:1]))
+    saturate = Saturate(load_config(repo.config), concurrency=1, capacity=lambda n: n)
+    try:
+        def broken(report=None):
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(saturate.engine, "refill", broken)
+        saturate._refill()
+        assert saturate._agent_done.is_set()
+    finally:
+        saturate.engine.ledger.close()
