@@ -54,6 +54,7 @@ __all__ = [
     "Disconnect",
     "ErrorReply",
     "JSONResponse",
+    "LoopbackHTTPServer",
     "NamedToolCall",
     "NoAnswer",
     "Part",
@@ -486,8 +487,18 @@ Response: TypeAlias = JSONResponse | StreamResponse | NoAnswer
 # --------------------------------------------------------------------------------------------
 
 
-class _HTTPServer(ThreadingHTTPServer):
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server for tests, with a listen backlog that holds a burst of clients.
+
+    socketserver listens with a backlog of 5: a burst of concurrent connections (several agents,
+    a test's threads) overflows it while the accept loop is starved of CPU, and the kernel then
+    drops SYNs or resets connections whose SYN cookie no longer checks out."""
+
     daemon_threads = True
+    request_queue_size = 128
+
+
+class _HTTPServer(LoopbackHTTPServer):
     block_on_close = False
     allow_reuse_address = False
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
 
-from oxi_core.testing.model_server import LOCALHOST
+from oxi_core.testing.model_server import LOCALHOST, LoopbackHTTPServer
 
 
 @attrs.frozen
@@ -85,8 +85,7 @@ class ReplayServer:
             do_GET = _answer
             do_POST = _answer
 
-        self._server = ThreadingHTTPServer((LOCALHOST, 0), Handler)
-        self._server.daemon_threads = True
+        self._server = LoopbackHTTPServer((LOCALHOST, 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -8,10 +8,12 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from oxi_core.testing.model_server import (
     CustomToolCall,
     Disconnect,
     ErrorReply,
+    LoopbackHTTPServer,
     NamedToolCall,
     Reasoning,
     Reply,
@@ -519,6 +522,22 @@ def test_request_log_is_thread_safe() -> None:
         assert all(r.is_turn and r.step_index is None for r in server.requests)
         with pytest.raises(TimeoutError):
             server.wait_for_requests(17, timeout=0.1)
+
+
+def test_listen_backlog_holds_a_burst_the_accept_loop_has_not_reached() -> None:
+    # The accept loop starved of CPU is modelled by a server that never accepts: every one of
+    # a burst of connections must still be established by the kernel. With socketserver's
+    # backlog of 5 the seventh SYN is dropped (and under load, connections get reset).
+    server = LoopbackHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(32):
+            clients.append(socket.create_connection(server.server_address[:2], timeout=0.5))
+        assert len(clients) == 32
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
 
 
 def test_server_binds_only_loopback_and_reports_bad_scripts() -> None:
