@@ -314,35 +314,34 @@ def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = 
     raise GitError(["git", "commit"], result.returncode, result.stderr or result.stdout)
 
 
-def repo_config(cwd: Path) -> dict[str, str]:
-    """The repository's configuration as git reads it there (every level; the last value of a
-    key wins), read once per folder asked about: callers pass the repository's root."""
+def repo_config(cwd: Path, state_dir: Path | None = None) -> dict[str, str]:
+    """What oxi reads of the repository's configuration (user.name, user.email,
+    remote.*.url, url.*) as git sees it there, read once per folder asked about per process
+    and kept between processes in ``state_dir`` (oxi_core/git_config.py): callers pass the
+    repository's root."""
     if cwd not in _config_cache:
-        listing = git(["config", "--list", "-z"], cwd, check=False).stdout
-        found: dict[str, str] = {}
-        for entry in listing.split("\0"):
-            key, _, value = entry.partition("\n")
-            if key:
-                found[key] = value
-        _config_cache[cwd] = found
+        from oxi_core.git_config import read_config
+
+        _config_cache[cwd] = read_config(cwd, state_dir)
     return _config_cache[cwd]
 
 
-def remote_url(remote: str, cwd: Path) -> str:
+def remote_url(remote: str, cwd: Path, state_dir: Path | None = None) -> str:
     """Where ``remote`` fetches from, as `git remote get-url` says (which is asked only when
     the configuration rewrites URLs: url.<base>.insteadOf)."""
-    config = repo_config(cwd)
+    config = repo_config(cwd, state_dir)
     url = config.get(f"remote.{remote}.url")
     if url is None or any(key.startswith("url.") for key in config):
         return out(["remote", "get-url", remote], cwd)
     return url
 
 
-def identity_env(cwd: Path, *, explicit: bool = False) -> dict[str, str]:
+def identity_env(cwd: Path, *, explicit: bool = False,
+                 state_dir: Path | None = None) -> dict[str, str]:
     """oxi's identity, unless the repository configures its own (`repo_config`).
     ``explicit``: the repository's own identity as variables too, for a commit made in another
     repository on its behalf (the local forge's squash in the bare origin)."""
-    config = repo_config(cwd)
+    config = repo_config(cwd, state_dir)
     name, email = config.get("user.name"), config.get("user.email")
     if not name or not email:
         return dict(OXI_IDENTITY)
@@ -352,5 +351,5 @@ def identity_env(cwd: Path, *, explicit: bool = False) -> dict[str, str]:
             "GIT_COMMITTER_EMAIL": email}
 
 
-# By the folder asked about: its configuration as `git config --list` showed it.
+# By the folder asked about: what oxi reads of its configuration.
 _config_cache: dict[Path, dict[str, str]] = {}

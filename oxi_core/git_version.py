@@ -9,7 +9,6 @@ git itself changed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from oxi_core import state_cache
 from oxi_core.errors import GitTooOld
 
 MERGE_TREE_VERSION = (2, 38)
@@ -42,13 +42,13 @@ class InstalledGit:
         return ".".join(str(part) for part in self.version) or repr(self.said)
 
 
-# Versions read by this process, by the binary's (path, size, mtime, inode).
+# Versions read by this process, by the binary's `binary_key`.
 _read: dict[tuple[str, int, int, int], InstalledGit] = {}
 
 
-def installed_git(state_dir: Path | None = None) -> InstalledGit | None:
-    """The git on PATH and what its `git --version` says (read once per binary, kept in
-    ``state_dir`` when given); None when there is no git on PATH."""
+def binary_key() -> tuple[str, int, int, int] | None:
+    """The git on PATH as (path, size, mtime, inode): another binary, or the same one
+    upgraded, has another key. None when there is no git on PATH."""
     path = shutil.which("git")
     if path is None:
         return None
@@ -56,38 +56,22 @@ def installed_git(state_dir: Path | None = None) -> InstalledGit | None:
         stat = os.stat(path)
     except OSError:
         return None
-    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def installed_git(state_dir: Path | None = None) -> InstalledGit | None:
+    """The git on PATH and what its `git --version` says (read once per binary, kept in
+    ``state_dir`` when given); None when there is no git on PATH."""
+    key = binary_key()
+    if key is None:
+        return None
     found = _read.get(key)
     if found is None:
-        found = _stored(state_dir, key) or _ask(path)
+        said = state_cache.load(state_dir, CACHE_FILE, list(key))
+        found = InstalledGit(key[0], said) if isinstance(said, str) else _ask(key[0])
         _read[key] = found
-        _store(state_dir, key, found)
+        state_cache.save(state_dir, CACHE_FILE, list(key), found.said)
     return found
-
-
-def _stored(state_dir: Path | None, key: tuple[str, int, int, int]) -> InstalledGit | None:
-    if state_dir is None:
-        return None
-    try:
-        data = json.loads((state_dir / CACHE_FILE).read_text())
-        if tuple(data["key"]) == key and isinstance(data["said"], str):
-            return InstalledGit(key[0], data["said"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # none yet, or unreadable: ask git again
-    return None
-
-
-def _store(state_dir: Path | None, key: tuple[str, int, int, int], found: InstalledGit) -> None:
-    # Never creates the state folder: a check of a repository oxi has not run in writes nothing.
-    if state_dir is None or not state_dir.is_dir() or _stored(state_dir, key) == found:
-        return
-    target = state_dir / CACHE_FILE
-    partial = target.with_name(f"{CACHE_FILE}.{os.getpid()}")
-    try:
-        partial.write_text(json.dumps({"key": list(key), "said": found.said}))
-        os.replace(partial, target)  # whole or not at all, whoever writes at the same time
-    except OSError:
-        partial.unlink(missing_ok=True)  # a read-only state folder: asked again next time
 
 
 def _ask(path: str) -> InstalledGit:

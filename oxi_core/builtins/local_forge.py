@@ -142,7 +142,7 @@ class LocalForge:
     def origin(self) -> Path:
         """The bare repository behind the remote: pull requests are read and merged there."""
         if self._origin is None:
-            url = git.remote_url(self.remote, self.repo)
+            url = git.remote_url(self.remote, self.repo, self.context.paths.state_dir)
             path = Path(url.removeprefix("file://"))
             path = path if path.is_absolute() else (self.repo / path).resolve()
             if not (path / "HEAD").is_file() and not (path / ".git").exists():
@@ -328,7 +328,8 @@ class LocalForge:
                     return  # conflicted (recorded)
             commit = git.out(["commit-tree", tree, "-p", base, "-m",
                               f"{pr.title} (#{pr.number})"], self.origin,
-                             env=git.identity_env(self.repo, explicit=True))
+                             env=git.identity_env(self.repo, explicit=True,
+                                                 state_dir=self.context.paths.state_dir))
             moved = git.git(["update-ref", "--stdin"], self.origin, check=False, input_text=(
                 f"start\nupdate refs/heads/{self.base} {commit} {base}\n"
                 f"delete refs/heads/{pr.branch} {head}\ncommit\n"))

@@ -530,7 +530,8 @@ class Worker:
         if dirty:
             committed = await asyncio.to_thread(
                 git.commit_all, path, f"{task.id}: {task.title}",
-                identity=git.identity_env(self.paths.repo_root), exclude=droppings)
+                identity=git.identity_env(self.paths.repo_root, state_dir=self.paths.state_dir),
+                exclude=droppings)
         if committed is not None and head is not None and head == self._base_commit:
             # The agent committed nothing itself: oxi's commit on the base is the whole change,
             # the files `git status` listed (no diff needed).
