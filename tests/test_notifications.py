@@ -8,13 +8,14 @@ import json
 import textwrap
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oxi_core.ledger import events as ev
+from oxi_core.testing.model_server import LoopbackHTTPServer
 from tests.conftest import roadmap
 from tests.unattended.support import events_of, run_oxi, wait_for
 
@@ -60,7 +61,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -51,6 +51,9 @@ def is_loopback(host: str) -> bool:
 
 class DashboardServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's backlog of 5 overflows when a browser opens its connections at once
+    # while the accept loop waits for the CPU; the kernel then resets some of them.
+    request_queue_size = 128
 
     def __init__(self, dashboard: Dashboard, host: str, port: int) -> None:
         self.dashboard = dashboard

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import attrs
@@ -22,6 +22,7 @@ from oxi_core.errors import SourceError
 from oxi_core.models import Candidate, InferenceResult
 from oxi_core.plugins import load_plugins
 from oxi_core.registry import Registration, Registry, build_registry
+from oxi_core.testing.model_server import LoopbackHTTPServer
 
 # -- fixed embeddings -----------------------------------------------------------------------
 
@@ -89,7 +90,7 @@ def serve(routes: dict[str, tuple[int, str]]) -> Iterator[str]:
     """An HTTP server on 127.0.0.1 answering ``routes`` (path -> (status, body)); yields its
     base URL and stops when the block ends. ``routes`` may be changed while it runs."""
     handler = type("Handler", (_Handler,), {"routes": routes})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LoopbackHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

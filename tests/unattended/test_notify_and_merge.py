@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import attrs
@@ -25,6 +25,7 @@ from oxi_core.models import Event, PullRequest, PullRequestState, isoformat, utc
 from oxi_core.plugins import load_plugins
 from oxi_core.registry import Registration, Registry, build_registry
 from oxi_core.tasks import Task, TaskStatus
+from oxi_core.testing.model_server import LoopbackHTTPServer
 from oxi_core.testing.repos import TestRepo as Repo
 from tests.conftest import roadmap, tick
 
@@ -131,7 +132,7 @@ class Hook:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/oxi"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

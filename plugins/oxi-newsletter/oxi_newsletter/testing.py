@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from email.utils import formatdate, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Self
 
 import attrs
 
-from oxi_core.testing.model_server import LOCALHOST
+from oxi_core.testing.model_server import LOCALHOST, LoopbackHTTPServer
 
 
 @attrs.frozen
@@ -59,7 +59,7 @@ class Site:
             def do_GET(self) -> None:
                 owner._answer(self)
 
-        self._server = ThreadingHTTPServer((LOCALHOST, 0), Handler)
+        self._server = LoopbackHTTPServer((LOCALHOST, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import attrs
 
+from oxi_core.testing.model_server import LoopbackHTTPServer
 from oxi_github.testing import payloads
 from oxi_github.testing.answers import Answer, paged, param
 from oxi_github.testing.bare import BareRepository
@@ -120,7 +121,7 @@ class LoopbackGitHub:
         # Other people's repositories, for auto-improve's GitHub source (add_repository).
         self.catalogue = Catalogue(root / "catalogue")
         self.catalogue_api = CatalogueApi(self.catalogue, lambda: self.urls)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids = iter(range(5000, 10**9))
 
@@ -128,7 +129,7 @@ class LoopbackGitHub:
 
     def start(self) -> Self:
         handler = type("Handler", (_Handler,), {"hub": self})
-        self._server = ThreadingHTTPServer((LOCALHOST, 0), handler)
+        self._server = LoopbackHTTPServer((LOCALHOST, 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="loopback-github", daemon=True)
