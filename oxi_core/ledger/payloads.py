@@ -2,7 +2,8 @@
 
 One payload (``payload_json``) goes through the C encoder inside the stdlib's json; a batch
 (``payload_jsons``) through orjson, about seven times faster, whenever orjson writes exactly
-what the stdlib would (the same text, but for a float's exponent: ``1e-7`` for ``1e-07``);
+what the stdlib would (the same text, but for how a float is written: ``1e-7`` for ``1e-07``,
+``0.00006103515625`` for ``6.103515625e-05``, the same number);
 any payload it might write otherwise is encoded by the stdlib.
 """
 
