@@ -150,8 +150,11 @@ def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
         wait_for(lambda: (pid_dir / "job.pid").exists() and (pid_dir / "job.pid").read_text(),
                  timeout=60, what="the agent's escapees")
         escapees = [int((pid_dir / name).read_text()) for name in ("setsid.pid", "job.pid")]
-        for pid in escapees:  # neither is in the agent's group
-            assert os.getpgid(pid) != events_of(repo, ev.WORKER_STARTED)[0].payload["pgid"]
+        agents_group = events_of(repo, ev.WORKER_STARTED)[0].payload["pgid"]
+        for pid in escapees:  # neither is in the agent's group (once `setsid` has run: $! is
+            # the forked child, which leaves the group only when its setsid() call happens)
+            wait_for(lambda pid=pid: os.getpgid(pid) != agents_group, timeout=30,
+                     what=f"process {pid} leaving the agent's group")
         first.signal(signal.SIGKILL)
         assert first.wait() == -signal.SIGKILL
         time.sleep(0.5)
