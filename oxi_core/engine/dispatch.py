@@ -175,7 +175,7 @@ class Worker:
         fresh = bool(task.last_error and task.last_error.startswith("conflict"))
         # A worktree made ahead for this task (`oxi saturate`, T2-47), if any.
         prepared = await self.engine.prepared.take(task.id)
-        tree = self._prepared_worktree(task.id, branch, fresh, task.branch is None, prepared)
+        tree = self._prepared_worktree(branch, fresh, task.branch is None, prepared)
         if tree is None:  # (a fetch, git: off the event loop)
             tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,
                                            task.branch is None, prepared)
@@ -250,7 +250,7 @@ class Worker:
     def _locked(self, *, shared: bool = False) -> Any:
         return repo_lock(self.paths.state_dir).hold(shared=shared)
 
-    def _prepared_worktree(self, task_id: str, branch: str, fresh: bool, first: bool,
+    def _prepared_worktree(self, branch: str, fresh: bool, first: bool,
                            prepared: Prepared | None) -> worktrees.Worktree | None:
         """The worktree made ahead for this claim when it can be used as it is, decided
         without waiting: the remote as fetched within FETCH_MAX_AGE_S, and still on the base
