@@ -83,6 +83,18 @@ def _update_refs(origin: Path, commands: str) -> None:
                    check=True, capture_output=True)
 
 
+def _command(line: str) -> str:
+    """A logged git command line as a name: its subcommand (after git's own options such as
+    `-c key=value`), with the next word for `worktree`."""
+    words = iter(line.split())
+    for word in words:
+        if word == "-c":
+            next(words, None)
+        elif not word.startswith("-"):
+            return f"{word} {next(words, '')}" if word == "worktree" else word
+    return line[:40]
+
+
 def rows(profile: Profile, python: str) -> list[Row]:
     del python  # measured in this process: engine time, not start-up (bench_tick has that)
     with tempfile.TemporaryDirectory(prefix="oxi-bench-task-") as folder:
@@ -111,7 +123,7 @@ def rows(profile: Profile, python: str) -> list[Row]:
         Row("task_git", "git processes per delivered task (by hand: "
             f"{len(hand_lines)})", len(engine_lines) / GIT_GOAL, 1.0, str(len(engine_lines)),
             f"<= {GIT_GOAL}",
-            "; ".join(line.split(" -")[0].split(" /")[0][:40] for line in engine_lines),
+            "; ".join(_command(line) for line in engine_lines),
             "benchmarks/bench_task.py"),
     ]
 

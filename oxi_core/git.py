@@ -159,6 +159,42 @@ def read_refs(repo: Path, prefix: str) -> dict[str, str] | None:
     return found
 
 
+def worktree_git_dir(worktree: Path) -> Path | None:
+    """The folder holding ``worktree``'s own HEAD and index: a linked worktree's admin folder
+    (which its .git file names), a main checkout's .git; None when that is not plain to see
+    or the environment points git elsewhere (GIT_DIR, GIT_WORK_TREE, GIT_COMMON_DIR)."""
+    if any(name in os.environ for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")):
+        return None
+    dot_git = worktree / ".git"
+    try:
+        if dot_git.is_dir() and not dot_git.is_symlink():
+            return dot_git
+        text = dot_git.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    admin = Path(text[len("gitdir: "):].strip())
+    return admin if admin.is_absolute() else worktree / admin
+
+
+def stored_head(worktree: Path, repo: Path) -> str | None:
+    """The commit ``worktree`` (of the repository at ``repo``) has checked out, read from the
+    files: its HEAD, and the branch it names (branches are the repository's); None whenever
+    the files cannot settle it (see stored_ref): ask git then."""
+    git_dir = worktree_git_dir(worktree)
+    if git_dir is None:
+        return None
+    try:
+        text = (git_dir / "HEAD").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _OBJECT_ID.fullmatch(text):
+        return text  # detached
+    return stored_ref(text[len("ref: "):], repo) if text.startswith("ref: refs/heads/") \
+        else None
+
+
 def stored_ref(ref: str, repo: Path) -> str | None:
     """The object one full ref (``refs/...``) names, read from the files of the repository at
     ``repo`` (a checkout's root or a bare repository) without starting git; None whenever that
@@ -245,8 +281,9 @@ def behind_and_ahead(local: str, upstream: str, cwd: Path) -> tuple[int, int] | 
 
 
 def changed_files(base: str, head: str, cwd: Path) -> list[str]:
-    """Files that differ between the merge base of ``base`` and ``head``, and ``head``."""
-    text = out(["diff", "--name-only", "-z", f"{base}...{head}"], cwd)
+    """Files that differ between the merge base of ``base`` and ``head``, and ``head``; a
+    renamed file under both names (both are touched, as the GitHub forge lists them too)."""
+    text = out(["diff", "--name-only", "--no-renames", "-z", f"{base}...{head}"], cwd)
     return sorted(name for name in text.split("\0") if name)
 
 
@@ -255,7 +292,8 @@ class TreeStatus:
     """A worktree as one `git status` saw it."""
 
     head: str | None  # its HEAD commit (None before the first commit)
-    changed: tuple[str, ...] = ()  # tracked files with changes (staged or not), conflicts
+    # Tracked files with changes (staged or not), conflicts; a rename under both names.
+    changed: tuple[str, ...] = ()
     untracked: tuple[str, ...] = ()  # untracked files, one by one (ignored ones not listed)
 
     @property
@@ -285,8 +323,10 @@ def tree_status(cwd: Path) -> TreeStatus:
             untracked.append(entry[2:])
         elif entry[:1] in _V2_FIELDS and entry[1:2] == " ":
             changed.append(entry.split(" ", _V2_FIELDS[entry[0]])[-1])
-            if entry[0] == "2":
-                next(entries, None)  # the original path of a rename or copy
+            if entry[0] == "2":  # a rename or copy: its original path follows
+                original = next(entries, None)
+                if original and entry.split(" ", 9)[8][:1] == "R":
+                    changed.append(original)  # (a copy leaves its original as it was)
     return TreeStatus(head, tuple(changed), tuple(untracked))
 
 
@@ -302,6 +342,19 @@ def commit_all(cwd: Path, message: str, *, identity: Mapping[str, str] | None = 
     ``identity`` is what `identity_env` gave for the repository (worktrees share its config);
     without it the worktree is asked."""
     git(["add", "-A", "--", ".", *(f":(exclude,literal){path}" for path in exclude)], cwd)
+    return commit_staged(cwd, message, identity=identity)
+
+
+def stage_all(cwd: Path, *, excludes_file: Path) -> None:
+    """`git add -A` with ``excludes_file`` as core.excludesFile (what the user's setting
+    excludes, and more: see engine/droppings.py)."""
+    git(["-c", f"core.excludesFile={excludes_file}", "add", "-A"], cwd)
+
+
+def commit_staged(cwd: Path, message: str, *,
+                  identity: Mapping[str, str] | None = None) -> str | None:
+    """Commit what is staged as oxi (see commit_all): the new commit, or None when nothing
+    was staged."""
     env = identity if identity is not None else identity_env(cwd)
     # Not quiet: the summary names the commit, which saves a `rev-parse HEAD`.
     result = git(["-c", "core.abbrev=no", "commit", "--no-verify", "-m",

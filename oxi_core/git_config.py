@@ -1,7 +1,8 @@
 """The parts of a repository's git configuration oxi reads, kept between ticks.
 
-oxi reads the commit identity (user.name, user.email), the remotes' URLs and whether URLs are
-rewritten (url.*). One `git config --list --show-origin -z` answers, and the answer is kept in
+oxi reads the commit identity (user.name, user.email), the remotes' URLs, whether URLs are
+rewritten (url.*) and the excludes file (core.excludesFile: delivery adds the droppings to
+it). One `git config --list --show-origin -z` answers, and the answer is kept in
 the state folder under everything git read it from: each file that contributed (included ones
 too) and each standard place that could (system, global, the repository's config and
 config.worktree, present or not), with its size, times and inode; the git binary; the
@@ -33,7 +34,8 @@ CACHE_FILE = "git-config.json"
 RACY_S = 2.0
 RACY_FINE_S = 0.1
 # What oxi reads from the configuration; nothing else is kept, in memory or on disk.
-_READ = re.compile(r"user\.name|user\.email|remote\..*\.url|url\..*", re.DOTALL)
+_READ = re.compile(r"user\.name|user\.email|remote\..*\.url|url\..*|core\.excludesfile",
+                   re.DOTALL)
 # A URL carrying a password (https://user:token@host/...).
 _PASSWORD_IN_URL = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 
@@ -92,22 +94,20 @@ def _add_sources(sources: list[str], cwd: Path, origin: str, key: str,
 def _standard_places(cwd: Path) -> list[str] | None:
     """Every file git could read configuration from in ``cwd`` before includes, present or
     not; None when the repository is not found the plain way (``cwd/.git``)."""
-    if "GIT_DIR" in os.environ:
-        return None
+    from oxi_core.git import worktree_git_dir
+
     dot_git = cwd / ".git"
-    try:
-        if dot_git.is_dir():
-            git_dir = common = dot_git
-        else:
-            pointer = dot_git.read_text().strip()
-            if not pointer.startswith("gitdir: "):
-                return None
-            git_dir = cwd / pointer[len("gitdir: "):]
-            common_file = git_dir / "commondir"
-            common = (git_dir / common_file.read_text().strip() if common_file.exists()
-                      else git_dir)
-    except (OSError, UnicodeDecodeError):
+    git_dir = worktree_git_dir(cwd)  # (None when GIT_DIR and the like point elsewhere)
+    if git_dir is None:
         return None
+    common = git_dir
+    if git_dir != dot_git:  # a linked worktree: the repository's config is in its common dir
+        try:
+            common_file = git_dir / "commondir"
+            if common_file.exists():
+                common = git_dir / common_file.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
     home = Path(os.environ.get("HOME", "~"))
     xdg = os.environ.get("XDG_CONFIG_HOME")
     places = [
@@ -119,7 +119,7 @@ def _standard_places(cwd: Path) -> list[str] | None:
         str(home / ".gitconfig"),
         # .git itself when it is a file naming the git folder (a directory's times move
         # with every ref and index write: what it holds is watched instead)
-        str(dot_git) if git_dir is not dot_git else "",
+        str(dot_git) if git_dir != dot_git else "",
         str(git_dir / "commondir"), str(common / "config"),
         str(git_dir / "config.worktree"),
     ]
@@ -159,7 +159,8 @@ def _stats(paths: Iterable[str]) -> list[list[Any]] | None:
 
 def _key(cwd: Path, files: list[list[Any]]) -> dict[str, Any]:
     binary = binary_key()
-    return {"cwd": str(cwd), "git": list(binary) if binary else None,
+    # (What is read is part of the key: an answer kept before a key was read lacks it.)
+    return {"cwd": str(cwd), "read": _READ.pattern, "git": list(binary) if binary else None,
             "environment": _environment(), "files": files}
 
 

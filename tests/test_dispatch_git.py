@@ -85,9 +85,10 @@ def test_an_agent_that_commits_its_own_work_is_delivered_as_is(tmp_path: Path) -
 
 
 def test_the_files_of_oxis_own_commit_are_those_git_diff_names(tmp_path: Path) -> None:
-    # The agent committed nothing itself: the files are read from the `git status` taken before
-    # the commit, not from a diff afterwards. They must be the diff's: new (in a new folder),
-    # changed, deleted and renamed files; droppings neither committed nor listed.
+    # The agent committed nothing itself: the files are read from the index (T2-49), not from
+    # a diff afterwards. They must be the diff's: new (in a new folder), changed, deleted and
+    # renamed files (a rename under both names: both are touched); droppings neither
+    # committed nor listed.
     repo = make_repo(tmp_path, {"roadmap.md": roadmap(ITEM), "keep.txt": "k\n",
                                 "gone.txt": "g\n", "old.txt": "o\n",
                                 ".gitignore": ".oxi/\n"})
@@ -106,9 +107,10 @@ def test_the_files_of_oxis_own_commit_are_those_git_diff_names(tmp_path: Path) -
     assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
     pushed = [e for e in engine.ledger.events(task_id="T1-5") if e.type == ev.BRANCH_PUSHED]
     head = pushed[0].payload["head"]
-    by_diff = run_git(["diff", "--name-only", f"main...{head}"], repo.origin).splitlines()
+    by_diff = run_git(["diff", "--name-only", "--no-renames", f"main...{head}"],
+                      repo.origin).splitlines()
     assert pushed[0].payload["files"] == sorted(by_diff) == [
-        "deep/er/new.txt", "gone.txt", "keep.txt", "moved.txt"]  # a rename: its new name
+        "deep/er/new.txt", "gone.txt", "keep.txt", "moved.txt", "old.txt"]
     assert task.files_touched == tuple(sorted(by_diff))
 
 

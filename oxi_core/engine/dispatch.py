@@ -20,7 +20,7 @@ from oxi_core.agentic.rates import cost_usd
 from oxi_core.agentic.scope import claim_scope, enter_claim_scope
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult, Usage
 from oxi_core.engine import worktrees
-from oxi_core.engine.droppings import split_droppings
+from oxi_core.engine.droppings import excludes_file, split_droppings
 from oxi_core.engine.hooks import HookOutcome, run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
@@ -35,6 +35,7 @@ from oxi_core.errors import (
     GitTooOld,
     SetupError,
 )
+from oxi_core.git_index import FreshIndex, read_index
 from oxi_core.ledger import events as ev
 from oxi_core.models import (
     Classification,
@@ -50,6 +51,8 @@ from oxi_core.roadmap import RoadmapItem
 from oxi_core.tasks import Task, TaskStatus
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from oxi_core.engine.engine import Engine
     from oxi_core.engine.prepared import Prepared
 
@@ -120,6 +123,8 @@ class Worker:
         self._turns = 0
         self._fresh = False
         self._base_commit: str | None = None
+        self._fresh_index: FreshIndex | None = None  # the new worktree's, for delivery
+        self._excludes: Path | None = None  # core.excludesFile for delivery and removal
         # What the worker is doing, for its lease beats while no agent speaks for it.
         from oxi_core.engine.engine import WorkerProgress
 
@@ -180,6 +185,7 @@ class Worker:
             tree = await asyncio.to_thread(self._prepare_worktree, task.id, branch, fresh,
                                            task.branch is None, prepared)
         self._fresh = fresh
+        self._fresh_index = tree.fresh_index
         self.ledger.update_task(
             task.id, event_type=ev.WORKTREE_REUSED if tree.reused else ev.WORKTREE_CREATED,
             payload={"path": str(tree.path), "branch": branch, "fresh": fresh,
@@ -261,10 +267,10 @@ class Worker:
         if remote is None or branch in remote.heads \
                 or remote.base_commit != prepared.base_commit:
             return None
-        if not self.engine.prepared.use(prepared, branch, remote.base_commit):
-            return None
-        self._base_commit = remote.base_commit
-        return attrs.evolve(prepared.worktree, prepared=True)
+        tree = self.engine.prepared.use(prepared, branch, remote.base_commit)
+        if tree is not None:
+            self._base_commit = remote.base_commit
+        return tree
 
     def _prepare_worktree(self, task_id: str, branch: str, fresh: bool, first: bool,
                           prepared: Prepared | None = None) -> worktrees.Worktree:
@@ -275,9 +281,10 @@ class Worker:
         self._base_commit = remote.base_commit
         first = first and branch not in remote.heads
         if prepared is not None:
-            if first and not fresh and self.engine.prepared.use(prepared, branch,
-                                                                remote.base_commit):
-                return attrs.evolve(prepared.worktree, prepared=True)
+            tree = self.engine.prepared.use(prepared, branch, remote.base_commit) \
+                if first and not fresh else None
+            if tree is not None:
+                return tree
             self.engine.prepared.discard(task_id, prepared, ours=True)  # then as usual
         if first and not fresh:
             with self._locked(shared=True):  # beside other workers' pushes and adds
@@ -315,7 +322,8 @@ class Worker:
             # Shared: `worktree remove` of a clean tree touches only its own folders. Anything
             # else (the tree held changes, or was gone) is decided under the exclusive lock.
             with self._locked(shared=True):
-                if worktrees.remove_clean_worktree(self.paths, path, seen_clean=seen_clean):
+                if worktrees.remove_clean_worktree(self.paths, path, seen_clean=seen_clean,
+                                                   excludes_file=self._excludes):
                     return None
         with self._locked():
             return worktrees.remove_worktree(self.paths, path, branch=branch, remote=self.remote,
@@ -516,6 +524,10 @@ class Worker:
 
     async def _deliver(self, path: Any, branch: str) -> None:
         task = self.task()
+        fresh = self._fresh_index
+        if fresh is not None and fresh.commit == self._base_commit \
+                and await self._deliver_from_index(task, path, branch, fresh):
+            return
         status = await asyncio.to_thread(git.tree_status, path)
         head = status.head
         untracked, droppings = split_droppings(status.untracked)
@@ -543,9 +555,48 @@ class Worker:
             self.fail(NO_CHANGES)
             await self._cleanup(path, branch)
             return
+        pushed = committed or head
+        if pushed is None:
+            pushed = await asyncio.to_thread(git.out, ["rev-parse", "HEAD"], path)
+        await self._push_and_open(task, path, branch, changed, pushed)
+
+    async def _deliver_from_index(self, task: Task, path: Any, branch: str,
+                                  fresh: FreshIndex) -> bool:
+        """Deliver without a `git status` (T2-49) when the agent made no commit of its own:
+        the work is what `git add -A` (droppings excluded) stages over the index git wrote
+        for the worktree on the base, and its files are the entries that differ, read from
+        the index file. False when the files cannot settle it (only staging is done): the
+        caller then looks with `git status`."""
+        root, state_dir = self.paths.repo_root, self.paths.state_dir
+        if git.stored_head(path, root) != fresh.commit:
+            return False  # the agent committed, or HEAD cannot be read: a diff decides
+        excludes = excludes_file(
+            state_dir, git.repo_config(root, state_dir).get("core.excludesfile"))
+        if excludes is None:
+            return False
+        self._excludes = excludes
+        await asyncio.to_thread(git.stage_all, path, excludes_file=excludes)
+        staged = read_index(path, hash_bytes=len(fresh.commit) // 2)
+        if staged is None:
+            return False
+        changed = staged.changed_since(fresh.entries)
+        if not changed:  # nothing but droppings and ignored files: the tree is the base
+            self.fail(NO_CHANGES)
+            await self._cleanup(path, branch, delivered=True, seen_clean=True)
+            return True
+        committed = await asyncio.to_thread(
+            git.commit_staged, path, f"{task.id}: {task.title}",
+            identity=git.identity_env(root, state_dir=state_dir))
+        if committed is None:
+            return False  # (the index differs from HEAD: git would have committed)
+        await self._push_and_open(task, path, branch, changed, committed)
+        return True
+
+    async def _push_and_open(self, task: Task, path: Any, branch: str, changed: list[str],
+                             pushed: str) -> None:
+        """Push the delivered ``pushed`` head, record it with its ``changed`` files, and open
+        its pull request."""
         files = tuple(sorted(set(task.files_touched) | set(changed)))
-        pushed = committed or head or await asyncio.to_thread(git.out, ["rev-parse", "HEAD"],
-                                                              path)
         await asyncio.to_thread(self._push, path, branch)
         # The head oxi delivered: a pull request whose head moves after this was pushed to by
         # someone else, and what the critic approved is not what would merge. Should opening

@@ -8,8 +8,10 @@ whatever its name.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 # Folders that only tools write, anywhere in the tree.
 DROPPING_FOLDERS = frozenset({
@@ -53,3 +55,61 @@ def split_droppings(untracked: Iterable[str]) -> tuple[list[str], list[str]]:
         else:
             roots[root] = None
     return work, list(roots)
+
+
+# -- droppings as git's own excludes ------------------------------------------------------------
+
+EXCLUDES_FILE = "droppings.gitignore"
+
+
+def ignore_patterns() -> list[str]:
+    """The droppings as gitignore patterns, which (like the rule above) never apply to a file
+    the repository tracks. A file pattern is undone for folders: `x.pyc/` is not a dropping."""
+    folders = [f"{name}/" for name in sorted(DROPPING_FOLDERS)] + [f"*{_EGG_INFO}/"]
+    files = [f"*{suffix}" for suffix in DROPPING_SUFFIXES] + [".coverage", ".coverage.*"]
+    return [*folders, *files, *(f"!{pattern}/" for pattern in files)]
+
+
+def excludes_file(state_dir: Path, configured: str | None) -> Path | None:
+    """A file for `git -c core.excludesFile=<it>`: what git excludes through that setting
+    already (``configured``, the repository's core.excludesFile, else git's default
+    $XDG_CONFIG_HOME/git/ignore), then the droppings. Rewritten only when that changed.
+    None when the configured file is named relative to where git runs, or cannot be read:
+    the caller then leaves droppings out its own way."""
+    own = _configured_excludes(configured)
+    if own is None:
+        return None
+    try:
+        text = own.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        text = ""
+    except OSError:
+        return None
+    content = "\n".join([
+        f"# Written by oxi for `git add` in its worktrees: {own}, then build droppings.",
+        text.rstrip("\n"), "# droppings (oxi_core/engine/droppings.py)", *ignore_patterns(), "",
+    ])
+    target = state_dir / EXCLUDES_FILE
+    try:
+        if target.read_text(encoding="utf-8", errors="surrogateescape") == content:
+            return target
+    except OSError:
+        pass  # none yet
+    # Whole or not at all: another worker may be reading it.
+    partial = target.with_name(f".{EXCLUDES_FILE}.{os.getpid()}.{threading.get_ident()}")
+    partial.write_text(content, encoding="utf-8", errors="surrogateescape")
+    os.replace(partial, target)
+    return target
+
+
+def _configured_excludes(configured: str | None) -> Path | None:
+    """The file git reads through core.excludesFile (expanding `~/` as git does); None when
+    it is relative to git's working folder."""
+    if configured is None:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        base = Path(xdg) if xdg else Path(os.environ.get("HOME", "~")).expanduser() / ".config"
+        return base / "git" / "ignore"
+    if configured.startswith("~"):
+        expanded = Path(configured).expanduser()
+        return expanded if expanded.is_absolute() else None
+    return Path(configured) if os.path.isabs(configured) else None

@@ -21,6 +21,7 @@ import attrs
 
 from oxi_core import git
 from oxi_core.engine import worktrees
+from oxi_core.git_index import fresh_index
 from oxi_core.models import GateAction
 from oxi_core.repolock import repo_lock
 from oxi_core.tasks import TaskStatus
@@ -60,18 +61,22 @@ class PreparedWorktrees:
                 await asyncio.shield(making)
         return self._ready.pop(task_id, None)
 
-    def use(self, found: Prepared, branch: str, base_commit: str | None) -> bool:
-        """Whether the claim's worker can work in ``found`` (still there, on its branch),
-        moved to ``base_commit`` (the base as fetched now) if the base moved since it was
-        made; a worker thread's call."""
+    def use(self, found: Prepared, branch: str,
+            base_commit: str | None) -> worktrees.Worktree | None:
+        """The worktree ``found`` when the claim's worker can work there (still there, on its
+        branch), moved to ``base_commit`` (the base as fetched now) if the base moved since it
+        was made; None when it cannot. A worker thread's call."""
         tree = found.worktree
         if tree.branch != branch or base_commit is None or not (tree.path / ".git").is_file():
-            return False  # made for another title, or gone (another engine's sweep)
+            return None  # made for another title, or gone (another engine's sweep)
         if found.base_commit != base_commit:
             # As a worktree made now would be: on the base as fetched now.
             done = git.git(["reset", "--quiet", "--hard", base_commit], tree.path, check=False)
-            return done.returncode == 0
-        return True
+            if done.returncode != 0:
+                return None
+            tree = attrs.evolve(tree, fresh_index=fresh_index(
+                tree.path, self.engine.config.paths.repo_root))
+        return attrs.evolve(tree, prepared=True)
 
     def schedule_refresh(self) -> None:
         """After a tick: make the next tasks' worktrees in the background (one pass at a

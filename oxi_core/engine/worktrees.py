@@ -17,6 +17,7 @@ import attrs
 from oxi_core import git
 from oxi_core.engine.droppings import split_droppings
 from oxi_core.errors import WorktreeError
+from oxi_core.git_index import FreshIndex, fresh_index
 from oxi_core.policy import RepoPaths
 
 _SAFE_ID = re.compile(r"^T\d+-[A-Za-z0-9]+$")
@@ -47,6 +48,9 @@ class Worktree:
     branch: str
     reused: bool = False
     prepared: bool = False  # made ahead, before its task was claimed (engine/prepared.py)
+    # Its index as git wrote it, for a delivery without `git status` (git_index.py); None
+    # for a worktree reused or continued, or one whose files this reader cannot settle.
+    fresh_index: FreshIndex | None = None
 
 
 def _refuse_symlinks(paths: RepoPaths, target: Path) -> None:
@@ -103,12 +107,13 @@ def ensure_worktree(
     if not target.exists() and not target.is_symlink():
         # The common case: nothing in the way. A first attempt is one `worktree add`; any
         # other looks at the branch first (one for-each-ref), then adds.
-        if first and not fresh and add_new_worktree(paths, task_id, branch,
-                                                    base_ref=base_ref) is not None:
-            return Worktree(target, branch)
+        if first and not fresh:
+            added = add_new_worktree(paths, task_id, branch, base_ref=base_ref)
+            if added is not None:
+                return added
         if _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
                          strict=False):
-            return Worktree(target, branch)
+            return Worktree(target, branch, fresh_index=fresh_index(target, repo))
     # Something is in the way (a crash's leftovers, a folder deleted by hand, the branch checked
     # out elsewhere): look at every registered worktree and clear up.
     registered = _registered_worktrees(repo)
@@ -129,7 +134,7 @@ def ensure_worktree(
                                 hint="remove that worktree, or let oxi's sweep handle it")
     _add_worktree(repo, target, branch, base_ref=base_ref, remote=remote, fresh=fresh,
                   strict=True)
-    return Worktree(target, branch)
+    return Worktree(target, branch, fresh_index=fresh_index(target, repo))
 
 
 def add_new_worktree(paths: RepoPaths, task_id: str, branch: str, *,
@@ -147,7 +152,7 @@ def add_new_worktree(paths: RepoPaths, task_id: str, branch: str, *,
     argv = ["worktree", "add", "--no-track", "-b", branch, str(target), base_ref]
     if git.git(argv, paths.repo_root, check=False).returncode != 0:
         return None
-    return Worktree(target, branch)
+    return Worktree(target, branch, fresh_index=fresh_index(target, paths.repo_root))
 
 
 def _add_worktree(repo: Path, target: Path, branch: str, *, base_ref: str, remote: str,
@@ -239,16 +244,19 @@ def remove_delivered_worktree(paths: RepoPaths, path: Path, *, branch: str, remo
     return remove_worktree(paths, path, branch=branch, remote=remote)
 
 
-def remove_clean_worktree(paths: RepoPaths, path: Path, *, seen_clean: bool = False) -> bool:
+def remove_clean_worktree(paths: RepoPaths, path: Path, *, seen_clean: bool = False,
+                          excludes_file: Path | None = None) -> bool:
     """Remove a worktree whose HEAD is on the remote (just pushed, or the base commit) when
     git finds it clean; False when it did not remove it (for the full check).
 
     Nothing committed can be lost, so git's own check suffices: `worktree remove` without
     --force refuses a tree with uncommitted or untracked changes. ``seen_clean``: the caller's
     own `git status`, after the agent's process group was gone, found nothing uncommitted, so
-    git need not look again."""
+    git need not look again. ``excludes_file``: git's look leaves out what it excludes (the
+    droppings: engine/droppings.py), as the delivery's `git add` did."""
     _check_removable(paths, path)
-    argv = ["worktree", "remove", *(["--force"] if seen_clean else []), str(path)]
+    config = [] if excludes_file is None else ["-c", f"core.excludesFile={excludes_file}"]
+    argv = [*config, "worktree", "remove", *(["--force"] if seen_clean else []), str(path)]
     return path.exists() and git.git(argv, paths.repo_root, check=False).returncode == 0
 
 

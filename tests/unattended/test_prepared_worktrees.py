@@ -127,6 +127,11 @@ def test_a_worktree_made_ahead_is_moved_to_a_base_that_moved_and_left_to_another
         (pushed,) = engine.ledger.events(types=[ev.BRANCH_PUSHED], task_id="T1-5")
         assert moved != made_on
         assert run_git(["rev-parse", f"{pushed.payload['head']}^"], repo.origin) == moved
+        # Its files are the agent's alone: the index delivery compares with is the one the
+        # reset to the moved base wrote, not the one made ahead (T2-49).
+        by_diff = run_git(["diff", "--name-only", f"{moved}..{pushed.payload['head']}"],
+                          repo.origin).splitlines()
+        assert pushed.payload["files"] == by_diff and "theirs.txt" not in by_diff
         asyncio.run(engine.prepared.discard_all())
         assert (repo.root / ".oxi" / "worktrees" / "T1-6" / ".git").is_file()
     finally:

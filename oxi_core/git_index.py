@@ -1,0 +1,160 @@
+"""A worktree's git index, read from its file: which paths it holds, with their modes and
+objects. Delivery compares the index after `git add -A` with the one `git worktree add`
+wrote, which names the files a task changed without a `git status` or a diff (T2-49).
+
+The format is git's own (Documentation/gitformat-index.txt): versions 2, 3 and 4, SHA-1 or
+SHA-256. Whatever this reader does not follow is None, and the caller asks git instead: a
+split index (its entries live in another file), a sparse index (directories as entries),
+unmerged or intent-to-add entries, an unknown version, a truncated or odd file, an index git
+is pointed to elsewhere (GIT_DIR, GIT_INDEX_FILE, GIT_WORK_TREE).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+# Stat data before each entry's object name: ctime, mtime (seconds, nanoseconds), dev, ino,
+# mode, uid, gid, size, 32 bits each; the mode is the seventh.
+_STAT_BYTES = 40
+_MODE_AT = 24
+_FLAG_EXTENDED = 0x4000
+_FLAG_STAGE = 0x3000
+_FLAG_NAME_LENGTH = 0x0FFF
+_EXTENDED_INTENT_TO_ADD = 0x2000
+# Extensions whose presence means the entries here are not the whole index.
+_REFUSED_EXTENSIONS = (b"link", b"sdir")
+_VERSIONS = (2, 3, 4)
+
+
+@attrs.frozen(eq=False)
+class IndexEntries:
+    """Every path of an index with its mode and object (stage 0 only)."""
+
+    entries: Mapping[str, tuple[int, bytes]]
+
+    def changed_since(self, before: IndexEntries) -> list[str]:
+        """Paths added, removed, or with another mode or object since ``before``, sorted."""
+        mine, theirs = self.entries, before.entries
+        changed = {path for path, value in mine.items() if theirs.get(path) != value}
+        changed.update(path for path in theirs if path not in mine)
+        return sorted(changed)
+
+
+@attrs.frozen(eq=False)
+class FreshIndex:
+    """A worktree's index as `git worktree add` (or a `reset --hard`) wrote it: the tree of
+    ``commit``, before anything ran there."""
+
+    commit: str
+    entries: IndexEntries
+
+
+def fresh_index(worktree: Path, repo: Path) -> FreshIndex | None:
+    """``worktree``'s index and HEAD now, read from the files (right after git wrote them);
+    None when the files cannot settle it."""
+    from oxi_core.git import stored_head
+
+    head = stored_head(worktree, repo)
+    entries = None if head is None else read_index(worktree, hash_bytes=len(head) // 2)
+    return None if head is None or entries is None else FreshIndex(head, entries)
+
+
+def index_file(worktree: Path) -> Path | None:
+    """The index file of ``worktree``; None when git would look elsewhere (GIT_INDEX_FILE)."""
+    from oxi_core.git import worktree_git_dir
+
+    git_dir = worktree_git_dir(worktree)
+    return None if git_dir is None or "GIT_INDEX_FILE" in os.environ else git_dir / "index"
+
+
+def read_index(worktree: Path, *, hash_bytes: int) -> IndexEntries | None:
+    """The entries of ``worktree``'s index; ``hash_bytes``: the repository's object name
+    length (20 for SHA-1, 32 for SHA-256). None when the file cannot be read or settle it."""
+    path = index_file(worktree)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()  # git replaces the file whole (a lock file renamed)
+    except OSError:
+        return None
+    return parse_index(data, hash_bytes=hash_bytes)
+
+
+def parse_index(data: bytes, *, hash_bytes: int) -> IndexEntries | None:
+    """The entries of an index file's bytes; None for anything this reader does not follow."""
+    try:
+        return _parse(data, hash_bytes)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return None  # truncated or malformed
+
+
+def _parse(data: bytes, hash_bytes: int) -> IndexEntries | None:
+    if len(data) < 12 + hash_bytes or data[:4] != b"DIRC":
+        return None
+    version = int.from_bytes(data[4:8], "big")
+    count = int.from_bytes(data[8:12], "big")
+    if version not in _VERSIONS:
+        return None
+    end = len(data) - hash_bytes  # the trailing checksum
+    entries: dict[str, tuple[int, bytes]] = {}
+    previous = b""
+    at = 12
+    for _ in range(count):
+        start = at
+        mode = int.from_bytes(data[start + _MODE_AT:start + _MODE_AT + 4], "big")
+        at = start + _STAT_BYTES
+        name = data[at:at + hash_bytes]
+        at += hash_bytes
+        flags = int.from_bytes(data[at:at + 2], "big")
+        at += 2
+        if flags & _FLAG_STAGE:
+            return None  # a conflict: git settles it
+        if flags & _FLAG_EXTENDED:
+            if version < 3:
+                return None
+            if int.from_bytes(data[at:at + 2], "big") & _EXTENDED_INTENT_TO_ADD:
+                return None
+            at += 2
+        if version == 4:
+            strip, at = _varint(data, at)
+            if strip > len(previous):
+                return None
+            nul = data.index(b"\0", at)
+            path_bytes = previous[:len(previous) - strip] + data[at:nul]
+            at = nul + 1
+        else:
+            nul = data.index(b"\0", at)
+            path_bytes = data[at:nul]
+            length = flags & _FLAG_NAME_LENGTH
+            if length != _FLAG_NAME_LENGTH and length != len(path_bytes):
+                return None
+            # Entries are padded with 1 to 8 NULs to a multiple of 8 bytes.
+            at = start + ((at - start + len(path_bytes) + 8) & ~7)
+        if at > end or mode & 0o170000 == 0o040000:  # a directory entry: a sparse index
+            return None
+        previous = path_bytes
+        entries[path_bytes.decode("utf-8", "surrogateescape")] = (mode, name)
+    while at + 8 <= end:
+        signature = data[at:at + 4]
+        if signature in _REFUSED_EXTENSIONS:
+            return None
+        at += 8 + int.from_bytes(data[at + 4:at + 8], "big")
+    if at != end:
+        return None
+    return IndexEntries(entries)
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """git's offset varint (varint.c) at ``at``: its value and the position after it."""
+    byte = data[at]
+    at += 1
+    value = byte & 0x7F
+    while byte & 0x80:
+        byte = data[at]
+        at += 1
+        value = ((value + 1) << 7) | (byte & 0x7F)
+    return value, at
