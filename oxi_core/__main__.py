@@ -1,5 +1,5 @@
 """`python -m oxi_core` is the `oxi` command."""
 
-from oxi_core.cli import main
+from oxi_core.console import main
 
 main()

@@ -1,13 +1,15 @@
 """The ``oxi`` command line. ``oxi v3 <command>`` is an alias group with the same commands.
 
 Start-up matters (``oxi --help`` is run by shells and service units): this module imports
-click and the plugin manager only; every command imports what it needs when it runs.
+click only; a command's module is imported when the command is looked up, and every command
+imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,7 +30,43 @@ Shell completion: eval "$(_OXI_COMPLETE=bash_source oxi)" in ~/.bashrc
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+# Where each built-in command is defined: a command's module is imported when the command is
+# looked up (to run it, or for --help to list it), so `oxi tick` loads tick's alone.
+COMMAND_MODULES = {
+    "auto-improve": "auto_improve", "dashboard": "dashboard", "status": "ledger",
+    "ledger": "ledger", "pause": "ledger", "resume": "ledger", "tick": "loop",
+    "saturate": "loop", "probe": "loop", "shadow": "loop", "roadmap": "roadmap", "route": "route",
+    "plugins": "setup", "init": "setup", "doctor": "setup", "config": "setup",
+    "task": "tasks", "worktree": "worktree",
+}
+
+
+class CommandGroup(click.Group):
+    """oxi's top-level group: the built-in commands of COMMAND_MODULES, added from their module
+    on first look-up, and whatever plugins add (register_commands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            for name, command in builtin_commands(module).items():
+                self.commands.setdefault(name, command)  # a plugin's command of that name wins
+        return self.commands.get(cmd_name)
+
+
+def builtin_commands(module: str) -> Mapping[str, click.Command]:
+    """The top-level commands ``oxi_core.commands.<module>`` defines, by name."""
+    from importlib import import_module
+
+    group = click.Group()
+    import_module(f"oxi_core.commands.{module}").add_commands(group)
+    return group.commands
+
+
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(__version__, "--version", prog_name="oxi")
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -61,27 +99,6 @@ cli.add_command(AliasGroup(
     cli, name="v3",
     help="`oxi v3 COMMAND` is `oxi COMMAND`: the spelling of oxi's original specification, "
          "kept so service units written for it keep working."))
-
-
-from oxi_core.commands import auto_improve as _auto_improve  # noqa: E402  (defined after cli)
-from oxi_core.commands import dashboard as _dashboard  # noqa: E402
-from oxi_core.commands import ledger as _ledger  # noqa: E402
-from oxi_core.commands import loop as _loop  # noqa: E402
-from oxi_core.commands import roadmap as _roadmap  # noqa: E402
-from oxi_core.commands import route as _route  # noqa: E402
-from oxi_core.commands import setup as _setup  # noqa: E402
-from oxi_core.commands import tasks as _tasks  # noqa: E402
-from oxi_core.commands import worktree as _worktree  # noqa: E402
-
-_setup.add_commands(cli)
-_loop.add_commands(cli)
-_ledger.add_commands(cli)
-_tasks.add_commands(cli)
-_roadmap.add_commands(cli)
-_auto_improve.add_commands(cli)
-_route.add_commands(cli)
-_worktree.add_commands(cli)
-_dashboard.add_commands(cli)
 
 
 # -- entry point ---------------------------------------------------------------------------

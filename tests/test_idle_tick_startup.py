@@ -18,9 +18,13 @@ from tests.conftest import roadmap
 
 # Loaded only when a pull request is read, a task dispatched, a roadmap diffed, a git process
 # started, or [auto_improve] configured; an idle tick does none of these.
+# Nor are the other commands' modules (oxi_core/cli.py imports a command's module on look-up).
 NOT_IN_AN_IDLE_TICK = ("oxi_core.models", "oxi_core.engine.ingest", "oxi_core.roadmap",
                        "oxi_core.auto_improve.settings", "subprocess", "hashlib", "asyncio",
-                       "cattrs", "structlog")
+                       "cattrs", "structlog",
+                       *(f"oxi_core.commands.{name}" for name in (
+                           "auto_improve", "dashboard", "ledger", "roadmap", "route", "setup",
+                           "tasks", "worktree")))
 
 # The console script, as `oxi tick` runs it, reporting what it loaded when it exits.
 PROBE = (

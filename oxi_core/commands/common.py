@@ -94,6 +94,11 @@ def configure_logging() -> None:
     log.configure(level=os.environ.get("OXI_LOG_LEVEL", "info"))
 
 
+# (For the commands that list things: status, ledger tail, shadow report, task list.)
+limit_option = click.option("-n", "--limit", "limit", type=click.IntRange(min=0), default=None,
+                            help="How many to show.")
+
+
 def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True,
                         help="Print one JSON document (shapes: docs/json.md).")(function)

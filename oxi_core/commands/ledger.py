@@ -17,11 +17,9 @@ from oxi_core.commands.common import (
     emit_json_line,
     json_option,
     jsonl_option,
+    limit_option,
     pass_state,
 )
-
-limit_option = click.option("-n", "--limit", "limit", type=click.IntRange(min=0), default=None,
-                            help="How many to show.")
 
 
 def add_commands(cli: click.Group) -> None:

@@ -15,9 +15,9 @@ from oxi_core.commands.common import (
     emit_json_line,
     json_option,
     jsonl_option,
+    limit_option,
     pass_state,
 )
-from oxi_core.commands.ledger import limit_option
 
 if TYPE_CHECKING:
     from oxi_core.config import OxiConfig

@@ -6,8 +6,13 @@ from typing import Any
 
 import click
 
-from oxi_core.commands.common import CliState, emit_json, json_option, pass_state
-from oxi_core.commands.ledger import limit_option
+from oxi_core.commands.common import (
+    CliState,
+    emit_json,
+    json_option,
+    limit_option,
+    pass_state,
+)
 
 
 def add_commands(cli: click.Group) -> None:
