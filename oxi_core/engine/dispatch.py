@@ -577,9 +577,10 @@ class Worker:
         self._excludes = excludes
         await asyncio.to_thread(git.stage_all, path, excludes_file=excludes)
         staged = read_index(path, hash_bytes=len(fresh.commit) // 2)
-        if staged is None:
+        before = fresh.entries()
+        if staged is None or before is None:
             return False
-        changed = staged.changed_since(fresh.entries)
+        changed = staged.changed_since(before)
         if not changed:  # nothing but droppings and ignored files: the tree is the base
             self.fail(NO_CHANGES)
             await self._cleanup(path, branch, delivered=True, seen_clean=True)
