@@ -32,16 +32,22 @@ _VERSIONS = (2, 3, 4)
 
 @attrs.frozen(eq=False)
 class IndexEntries:
-    """Every path of an index with its mode and object (stage 0 only)."""
+    """Every path of an index (stage 0 only), as git stores it, with its mode and object."""
 
-    entries: Mapping[str, tuple[int, bytes]]
+    entries: Mapping[bytes, bytes]  # path -> its mode (4 bytes) and object name
 
     def changed_since(self, before: IndexEntries) -> list[str]:
         """Paths added, removed, or with another mode or object since ``before``, sorted."""
         mine, theirs = self.entries, before.entries
         changed = {path for path, value in mine.items() if theirs.get(path) != value}
         changed.update(path for path in theirs if path not in mine)
-        return sorted(changed)
+        return sorted(path.decode("utf-8", "surrogateescape") for path in changed)
+
+    def __contains__(self, path: str) -> bool:
+        return path.encode("utf-8", "surrogateescape") in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 @attrs.frozen(eq=False)
@@ -109,23 +115,22 @@ def _parse(data: bytes, hash_bytes: int) -> IndexEntries | None:
     if version not in _VERSIONS:
         return None
     end = len(data) - hash_bytes  # the trailing checksum
-    entries: dict[str, tuple[int, bytes]] = {}
+    entries: dict[bytes, bytes] = {}
     previous = b""
     at = 12
+    # (Bytes and slices, not integers: this loop runs once per file of the repository.)
     for _ in range(count):
         start = at
-        mode = int.from_bytes(data[start + _MODE_AT:start + _MODE_AT + 4], "big")
-        at = start + _STAT_BYTES
-        name = data[at:at + hash_bytes]
-        at += hash_bytes
-        flags = int.from_bytes(data[at:at + 2], "big")
-        at += 2
-        if flags & _FLAG_STAGE:
+        at = start + _STAT_BYTES + hash_bytes
+        # The mode's file type (its bits 12-15) and the object name, as one value.
+        value = data[start + _MODE_AT:start + _MODE_AT + 4] + data[start + _STAT_BYTES:at]
+        high = data[at]  # the flags: assume-valid, extended, stage (2 bits), name length
+        if high & _FLAG_STAGE >> 8:
             return None  # a conflict: git settles it
-        if flags & _FLAG_EXTENDED:
-            if version < 3:
-                return None
-            if int.from_bytes(data[at:at + 2], "big") & _EXTENDED_INTENT_TO_ADD:
+        length = (high & _FLAG_NAME_LENGTH >> 8) << 8 | data[at + 1]
+        at += 2
+        if high & _FLAG_EXTENDED >> 8:
+            if version < 3 or data[at] & _EXTENDED_INTENT_TO_ADD >> 8:
                 return None
             at += 2
         if version == 4:
@@ -133,20 +138,19 @@ def _parse(data: bytes, hash_bytes: int) -> IndexEntries | None:
             if strip > len(previous):
                 return None
             nul = data.index(b"\0", at)
-            path_bytes = previous[:len(previous) - strip] + data[at:nul]
+            path = previous[:len(previous) - strip] + data[at:nul]
             at = nul + 1
         else:
             nul = data.index(b"\0", at)
-            path_bytes = data[at:nul]
-            length = flags & _FLAG_NAME_LENGTH
-            if length != _FLAG_NAME_LENGTH and length != len(path_bytes):
+            path = data[at:nul]
+            if length != _FLAG_NAME_LENGTH and length != nul - at:
                 return None
             # Entries are padded with 1 to 8 NULs to a multiple of 8 bytes.
-            at = start + ((at - start + len(path_bytes) + 8) & ~7)
-        if at > end or mode & 0o170000 == 0o040000:  # a directory entry: a sparse index
+            at = start + ((nul - start + 8) & ~7)
+        if at > end or value[2] & 0xF0 == 0x40:  # mode 040000, a directory: a sparse index
             return None
-        previous = path_bytes
-        entries[path_bytes.decode("utf-8", "surrogateescape")] = (mode, name)
+        previous = path
+        entries[path] = value
     while at + 8 <= end:
         signature = data[at:at + 4]
         if signature in _REFUSED_EXTENSIONS:
