@@ -67,7 +67,8 @@ def register_forges(register: Callable[[str, type[Forge] | str], None]) -> None:
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add commands to the ``oxi`` click group (they also appear under ``oxi v3``)."""
+    """Add commands to the ``oxi`` click group (they also appear under ``oxi v3``). oxi's own
+    commands are loaded on look-up: reach one with ``cli.get_command(ctx, name)``."""
 
 
 # The registration hooks, by the kind of thing they register and the oxi.toml table it uses.

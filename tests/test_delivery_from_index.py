@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from oxi_core.config import load_config
-from oxi_core.engine.droppings import EXCLUDES_FILE, dropping_root, ignore_patterns
+from oxi_core.engine.droppings import (
+    EXCLUDES_FILE,
+    dropping_root,
+    excludes_file,
+    ignore_patterns,
+)
 from oxi_core.engine.engine import Engine
 from oxi_core.ledger import events as ev
 from oxi_core.tasks import TaskStatus
@@ -24,7 +29,7 @@ from tests.conftest import roadmap, tick
 
 ITEM = ("T1-5", "notes", "n")
 FILES = {"roadmap.md": roadmap(ITEM), "keep.txt": "k\n", "vendored/keep.pyc": "tracked\n",
-         ".gitignore": ".oxi/\n"}
+         "old.txt": "o\n", ".gitignore": ".oxi/\n"}
 
 # Logs the subcommand of every git it runs, then is the real one.
 SHIM = """#!/bin/sh
@@ -58,10 +63,11 @@ def agent(body: str) -> list[str]:
 
 
 def deliver(tmp_path: Path, body: str, log: Path | None = None,
-            settings: tuple[tuple[str, str], ...] = ()) -> tuple[Engine, Path, list[str]]:
+            settings: tuple[tuple[str, str], ...] = (),
+            files: dict[str, str] | None = None) -> tuple[Engine, Path, list[str]]:
     """One tick of an agent running ``body``: the engine, the origin, and the git
     subcommands the tick ran (when ``log`` is the git_commands log)."""
-    repo = make_repo(tmp_path, FILES)
+    repo = make_repo(tmp_path, {**FILES, **(files or {})})
     for key, value in settings:
         run_git(["config", key, value], repo.root)
     repo.write("oxi.toml", exec_agent_toml(agent(body), engine={"max_attempts": 1}))
@@ -95,6 +101,7 @@ WORK_AND_DROPPINGS = """
     pathlib.Path("loose.pyc").write_text("bytecode")
     pathlib.Path(".coverage").write_text("data")
     pathlib.Path("debug.log").write_text("ignored by the user's own excludes")
+    subprocess.run(["git", "mv", "old.txt", "renamed.txt"], check=True)
 """
 
 
@@ -108,7 +115,7 @@ def test_work_is_delivered_without_git_status_and_droppings_stay_out(
     task = engine.ledger.task("T1-5")
     assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
     assert pushed_files(engine) == committed(origin, engine) == [
-        "keep.txt", "vendored/keep.pyc", "work.txt"]
+        "keep.txt", "old.txt", "renamed.txt", "vendored/keep.pyc", "work.txt"]
     # (A first tick also reads the history and the configuration: not the delivery's.)
     assert "status" not in commands and "diff" not in commands, commands
     assert commands.count("add") == commands.count("commit") == 1, commands
@@ -170,9 +177,10 @@ def test_what_the_index_cannot_settle_goes_through_git_status(
                                        settings=(setting,))
     task = engine.ledger.task("T1-5")
     assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
-    # (No excludes of the user's here: debug.log is work.)
+    # (No excludes of the user's here: debug.log is work. A rename: both names, as `git
+    # status` lists it too.)
     assert pushed_files(engine) == committed(origin, engine) == [
-        "debug.log", "keep.txt", "vendored/keep.pyc", "work.txt"]
+        "debug.log", "keep.txt", "old.txt", "renamed.txt", "vendored/keep.pyc", "work.txt"]
     assert "status" in commands
 
 
@@ -196,3 +204,98 @@ def test_the_ignore_patterns_say_what_dropping_root_says(tmp_path: Path) -> None
     for path in paths:
         if (repo.root / path).is_file():
             assert (path not in listed) == (dropping_root(path) is not None), path
+
+
+def test_a_byte_order_mark_in_the_users_excludes_file_still_excludes(
+        tmp_path: Path, git_commands: Path) -> None:
+    mine = tmp_path / "my-excludes"
+    mine.write_bytes("\ufeff*.secret\n*.log\n".encode())
+    engine, origin, commands = deliver(tmp_path, """
+        pathlib.Path("work.txt").write_text("work")
+        pathlib.Path("token.secret").write_text("kept out by the first line")
+        pathlib.Path("x.log").write_text("kept out by the second")
+    """, git_commands, settings=(("core.excludesFile", str(mine)),))
+    assert pushed_files(engine) == committed(origin, engine) == ["work.txt"]
+    assert "status" not in commands
+
+
+def test_a_gitignore_that_re_includes_files_lets_no_dropping_in(tmp_path: Path,
+                                                               git_commands: Path) -> None:
+    # An allow-list .gitignore outranks the excludes file: droppings are kept out by name.
+    engine, origin, commands = deliver(tmp_path, """
+        pathlib.Path("app.js").write_text("work")
+        pathlib.Path("node_modules/lib").mkdir(parents=True)
+        pathlib.Path("node_modules/lib/index.js").write_text("installed")
+        pathlib.Path("pkg/__pycache__").mkdir(parents=True)
+        pathlib.Path("pkg/__pycache__/m.js").write_text("not a real name, still a dropping")
+    """, git_commands, files={".gitignore": "*\n!*/\n!*.js\n!*.md\n!.gitignore\n"})
+    assert pushed_files(engine) == committed(origin, engine) == ["app.js"]
+    # (Delivered without `git status`; removing the tree then looks, as the droppings are
+    # not ignored there.)
+    assert "status" not in commands[:commands.index("push")], commands
+
+
+def test_uncommitted_work_in_a_submodule_keeps_the_worktree(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    run_git(["init", "-q", "-b", "main", str(library)], tmp_path)
+    (library / "lib.txt").write_text("v1\n")
+    run_git(["add", "lib.txt"], library)
+    run_git(["-c", "user.name=a", "-c", "user.email=a@a", "commit", "-q", "-m", "v1"], library)
+    (tmp_path / "main").mkdir()
+    repo = make_repo(tmp_path / "main", FILES)
+    run_git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "sub"],
+            repo.root)
+    run_git(["-c", "user.name=a", "-c", "user.email=a@a", "commit", "-q", "-m", "sub"],
+            repo.root)
+    run_git(["push", "-q", "origin", "HEAD"], repo.root)
+    repo.write("oxi.toml", exec_agent_toml(agent("""
+        subprocess.run(["git", "-c", "protocol.file.allow=always", "submodule", "update",
+                        "--init", "-q"], check=True)
+        pathlib.Path("sub/lib.txt").write_text("edited, never committed")
+    """), engine={"max_attempts": 1}))
+    engine = Engine(load_config(repo.config))
+    tick(engine)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.FAILED
+    tree = repo.root / ".oxi" / "worktrees" / "T1-5"
+    assert (tree / "sub" / "lib.txt").read_text() == "edited, never committed"
+    assert engine.ledger.events(types=[ev.WORKTREE_KEPT], task_id="T1-5")
+
+
+def test_a_long_running_engine_sees_the_excludes_setting_change(tmp_path: Path) -> None:
+    # `oxi saturate` runs for days: a core.excludesFile set meanwhile holds for what follows.
+    repo = make_repo(tmp_path, {**FILES, "roadmap.md": roadmap(ITEM, ("T1-6", "more", "m"))})
+    repo.write("oxi.toml", exec_agent_toml(agent("""
+        pathlib.Path(os.environ["OXI_TASK_ID"] + ".txt").write_text("work")
+        pathlib.Path("token.secret").write_text("a secret")
+    """), engine={"max_attempts": 1, "max_concurrent": 1}))
+    engine = Engine(load_config(repo.config), capacity=lambda: 1)
+    tick(engine)
+    first = engine.ledger.events(types=[ev.BRANCH_PUSHED])
+    assert [e.payload["files"] for e in first] == [["T1-5.txt", "token.secret"]]
+    mine = tmp_path / "my-excludes"
+    mine.write_text("*.secret\n")
+    run_git(["config", "core.excludesFile", str(mine)], repo.root)
+    tick(engine)
+    second = engine.ledger.events(types=[ev.BRANCH_PUSHED], task_id="T1-6")
+    assert [e.payload["files"] for e in second] == [["T1-6.txt"]]
+
+
+def test_git_s_default_excludes_file_is_found_as_git_finds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    written = excludes_file(tmp_path, None)  # no HOME: git reads no file of the user's
+    assert written is not None
+    assert "no excludes file" in written.read_text()
+    assert excludes_file(tmp_path, "~/mine") is None  # git cannot expand it either
+    monkeypatch.setenv("HOME", "")
+    written = excludes_file(tmp_path, None)
+    assert written is not None and "/.config/git/ignore" in written.read_text().splitlines()[0]
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    (tmp_path / "config" / "git").mkdir(parents=True)
+    (tmp_path / "config" / "git" / "ignore").write_text("*.tmp\n")
+    written = excludes_file(tmp_path, None)
+    assert written is not None and "*.tmp" in written.read_text().splitlines()
+    assert excludes_file(tmp_path, "relative/excludes") is None  # read from where git runs

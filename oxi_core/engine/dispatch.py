@@ -20,7 +20,7 @@ from oxi_core.agentic.rates import cost_usd
 from oxi_core.agentic.scope import claim_scope, enter_claim_scope
 from oxi_core.agentic.types import CanonicalEvent, DispatchRequest, DispatchResult, Usage
 from oxi_core.engine import worktrees
-from oxi_core.engine.droppings import excludes_file, split_droppings
+from oxi_core.engine.droppings import dropping_root, excludes_file, split_droppings
 from oxi_core.engine.hooks import HookOutcome, run_hook
 from oxi_core.engine.prompt import build_prompt, repository_conventions
 from oxi_core.engine.reaper import WORKER_FIELDS_CLEARED, process_start_time
@@ -567,31 +567,51 @@ class Worker:
         for the worktree on the base, and its files are the entries that differ, read from
         the index file. False when the files cannot settle it (only staging is done): the
         caller then looks with `git status`."""
-        root, state_dir = self.paths.repo_root, self.paths.state_dir
-        if git.stored_head(path, root) != fresh.commit:
+        if git.stored_head(path, self.paths.repo_root) != fresh.commit:
             return False  # the agent committed, or HEAD cannot be read: a diff decides
-        excludes = excludes_file(
-            state_dir, git.repo_config(root, state_dir).get("core.excludesfile"))
-        if excludes is None:
+        changed = await asyncio.to_thread(self._stage_work, path, fresh)
+        if changed is None:
             return False
-        self._excludes = excludes
-        await asyncio.to_thread(git.stage_all, path, excludes_file=excludes)
-        staged = read_index(path, hash_bytes=len(fresh.commit) // 2)
-        before = fresh.entries()
-        if staged is None or before is None:
-            return False
-        changed = staged.changed_since(before)
-        if not changed:  # nothing but droppings and ignored files: the tree is the base
+        if not changed:  # nothing but droppings and ignored files in the tree
             self.fail(NO_CHANGES)
-            await self._cleanup(path, branch, delivered=True, seen_clean=True)
+            # (git's own check decides: a submodule may hold work `git add` cannot stage.)
+            await self._cleanup(path, branch, delivered=True)
             return True
         committed = await asyncio.to_thread(
             git.commit_staged, path, f"{task.id}: {task.title}",
-            identity=git.identity_env(root, state_dir=state_dir))
+            identity=git.identity_env(self.paths.repo_root, state_dir=self.paths.state_dir))
         if committed is None:
             return False  # (the index differs from HEAD: git would have committed)
         await self._push_and_open(task, path, branch, changed, committed)
         return True
+
+    def _stage_work(self, path: Any, fresh: FreshIndex) -> list[str] | None:
+        """Stage the work in ``path`` and name its files; None when the files cannot settle
+        it. A worker thread's call."""
+        from oxi_core.git_config import read_config
+
+        root, state_dir = self.paths.repo_root, self.paths.state_dir
+        # (Read as it is now, not as this process first saw it: `oxi saturate` runs for days.)
+        configured = read_config(root, state_dir).get("core.excludesfile")
+        excludes = excludes_file(state_dir, configured)
+        before = fresh.entries()
+        if excludes is None or before is None:
+            return None
+        self._excludes = excludes
+        git.stage_all(path, excludes_file=excludes)
+        staged = read_index(path, hash_bytes=len(fresh.commit) // 2)
+        if staged is None:
+            return None
+        changed = staged.changed_since(before)
+        # A repository's own ignore rules outrank the excludes file: one that re-includes
+        # (`!node_modules/`) lets droppings in. They are never work: out again, by name.
+        droppings = [name for name in changed if name not in before and dropping_root(name)]
+        if droppings:
+            git.git(["reset", "--quiet", "--", *(f":(literal){name}" for name in droppings)],
+                    path)
+            staged = read_index(path, hash_bytes=len(fresh.commit) // 2)
+            return None if staged is None else staged.changed_since(before)
+        return changed
 
     async def _push_and_open(self, task: Task, path: Any, branch: str, changed: list[str],
                              pushed: str) -> None:

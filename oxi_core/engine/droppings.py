@@ -8,8 +8,8 @@ whatever its name.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import threading
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -72,22 +72,27 @@ def ignore_patterns() -> list[str]:
 
 def excludes_file(state_dir: Path, configured: str | None) -> Path | None:
     """A file for `git -c core.excludesFile=<it>`: what git excludes through that setting
-    already (``configured``, the repository's core.excludesFile, else git's default
-    $XDG_CONFIG_HOME/git/ignore), then the droppings. Rewritten only when that changed.
-    None when the configured file is named relative to where git runs, or cannot be read:
-    the caller then leaves droppings out its own way."""
-    own = _configured_excludes(configured)
-    if own is None:
+    already (``configured``, the repository's core.excludesFile, else git's default one),
+    then the droppings. Rewritten only when that changed. None when git's own file cannot be
+    mirrored (named relative to where git runs, `~/` without HOME, unreadable) or this one
+    cannot be written: the caller then leaves droppings out its own way."""
+    known, own = _user_excludes(configured)
+    if not known:
         return None
-    try:
-        text = own.read_text(encoding="utf-8", errors="surrogateescape")
-    except FileNotFoundError:
-        text = ""
-    except OSError:
-        return None
+    text = ""
+    if own is not None:
+        try:
+            text = own.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            pass  # git reads nothing there either
+        except OSError:
+            return None
+    # git skips a byte-order mark at the start of the file only: here it would not be.
+    text = text.removeprefix("\ufeff")
     content = "\n".join([
-        f"# Written by oxi for `git add` in its worktrees: {own}, then build droppings.",
-        text.rstrip("\n"), "# droppings (oxi_core/engine/droppings.py)", *ignore_patterns(), "",
+        f"# Written by oxi for `git add` in its worktrees: {own or 'no excludes file'}, then "
+        "build droppings.", text.rstrip("\n"), "# droppings (oxi_core/engine/droppings.py)",
+        *ignore_patterns(), "",
     ])
     target = state_dir / EXCLUDES_FILE
     try:
@@ -95,21 +100,40 @@ def excludes_file(state_dir: Path, configured: str | None) -> Path | None:
             return target
     except OSError:
         pass  # none yet
-    # Whole or not at all: another worker may be reading it.
-    partial = target.with_name(f".{EXCLUDES_FILE}.{os.getpid()}.{threading.get_ident()}")
-    partial.write_text(content, encoding="utf-8", errors="surrogateescape")
-    os.replace(partial, target)
-    return target
+    return target if _replace(target, content) else None
 
 
-def _configured_excludes(configured: str | None) -> Path | None:
-    """The file git reads through core.excludesFile (expanding `~/` as git does); None when
-    it is relative to git's working folder."""
+def _replace(target: Path, content: str) -> bool:
+    """Write ``target`` whole or not at all (another worker may be reading it)."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=target.parent, prefix=f".{target.name}.",
+                                         encoding="utf-8", errors="surrogateescape",
+                                         delete=False) as partial:
+            partial.write(content)
+        os.replace(partial.name, target)
+    except OSError:
+        with contextlib.suppress(OSError, NameError):
+            os.unlink(partial.name)
+        return False
+    return True
+
+
+def _user_excludes(configured: str | None) -> tuple[bool, Path | None]:
+    """(whether oxi can name it, the file) git reads through core.excludesFile, as git finds
+    it: ``configured`` with `~/` and `~user/` expanded, else $XDG_CONFIG_HOME/git/ignore,
+    else $HOME/.config/git/ignore, else none (no HOME)."""
+    environ = os.environ
     if configured is None:
-        xdg = os.environ.get("XDG_CONFIG_HOME")
-        base = Path(xdg) if xdg else Path(os.environ.get("HOME", "~")).expanduser() / ".config"
-        return base / "git" / "ignore"
+        if environ.get("XDG_CONFIG_HOME"):
+            return True, Path(environ["XDG_CONFIG_HOME"]) / "git" / "ignore"
+        home = environ.get("HOME")
+        return True, None if home is None else Path(f"{home}/.config/git/ignore")
+    if configured == "~" or configured.startswith("~/"):
+        home = environ.get("HOME")
+        return (False, None) if home is None else (True, Path(home + configured[1:]))
     if configured.startswith("~"):
-        expanded = Path(configured).expanduser()
-        return expanded if expanded.is_absolute() else None
-    return Path(configured) if os.path.isabs(configured) else None
+        expanded = Path(configured).expanduser()  # ~user/: the password database, as git
+        return (True, expanded) if expanded.is_absolute() else (False, None)
+    return (True, Path(configured)) if os.path.isabs(configured) else (False, None)
