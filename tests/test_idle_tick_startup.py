@@ -21,7 +21,7 @@ from tests.conftest import roadmap
 # Nor are the other commands' modules (oxi_core/cli.py imports a command's module on look-up).
 NOT_IN_AN_IDLE_TICK = ("oxi_core.models", "oxi_core.engine.ingest", "oxi_core.roadmap",
                        "oxi_core.auto_improve.settings", "subprocess", "hashlib", "asyncio",
-                       "cattrs", "structlog",
+                       "cattrs", "structlog", "oxi_core.agentic.cgroup",
                        *(f"oxi_core.commands.{name}" for name in (
                            "auto_improve", "dashboard", "ledger", "roadmap", "route", "setup",
                            "tasks", "worktree")))

@@ -1,6 +1,7 @@
 """The one subprocess runner every agent plugin uses.
 
-argv only (never a shell), its own process group and scope (oxi_core.agentic.scope), an
+argv only (never a shell), its own process group and scope (oxi_core.agentic.scope: its cgroup,
+where the host offers one, joined before the first process execs, and an environment marker), an
 allow-listed environment, stdin closed, stdout and stderr drained concurrently with a bounded
 line length, a wall-clock timeout and an idle (stall) timeout that terminate and then kill
 everything the run started. Until its first line a CLI is starting (loading, reading its
@@ -25,7 +26,15 @@ from pathlib import Path
 
 import attrs
 
-from oxi_core.agentic.scope import KILL_GRACE_S, end_scope_async, new_run_scope, scoped_env
+from oxi_core.agentic import cgroup
+from oxi_core.agentic.scope import (
+    KILL_GRACE_S,
+    discard_cgroup,
+    end_scope_async,
+    new_run_scope,
+    run_cgroup,
+    scoped_env,
+)
 
 VERSION_TIMEOUT_S = 30.0
 _VERSION = re.compile(r"\d+\.\d+\.\d+")
@@ -125,6 +134,21 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _child_setup(own_cgroup: Path | None) -> Callable[[], None] | None:
+    """What the forked child does before it execs (Linux): join the run's cgroup, so all it
+    ever starts is in it, and take the parent-death signal."""
+    if sys.platform != "linux":
+        return None
+    join = cgroup.joiner(own_cgroup) if own_cgroup is not None else None
+
+    def setup() -> None:
+        if join is not None:
+            join()
+        _die_with_parent()
+
+    return setup
+
+
 async def _drain(
     stream: asyncio.StreamReader, on_line: LineCallback | None, tail: deque[str],
     activity: list[float], too_long: asyncio.Event, spoke: asyncio.Event,
@@ -191,6 +215,7 @@ async def run_streaming(
     """
     started = time.monotonic()
     scope = new_run_scope()
+    own_cgroup = run_cgroup(scope)
     stdout_read, stdout_write = _stdout_pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -202,10 +227,11 @@ async def run_streaming(
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             limit=spec.line_limit,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_child_setup(own_cgroup),
         )
     except OSError as error:
         os.close(stdout_read)
+        discard_cgroup(own_cgroup)
         return RunOutcome(None, time.monotonic() - started, 0,
                           spawn_error=f"{type(error).__name__}: {error}")
     finally:
@@ -270,8 +296,8 @@ async def run_streaming(
             # still hold the pipes open), then make sure nothing of the run survives.
             await asyncio.wait(readers, timeout=DRAIN_GRACE_S)
     finally:
-        # Whatever is left of the run: its group, and what left the group (setsid, `set -m`
-        # jobs, daemons) but carries its scope.
+        # Whatever is left of the run: its group, its cgroup, and what left the group
+        # (setsid, `set -m` jobs, daemons) but carries its scope.
         await end_scope_async(scope, pgid=pgid)
         await asyncio.wait({waiter}, timeout=KILL_GRACE_S * 3)
         exit_code = waiter.result() if waiter.done() else proc.returncode

@@ -6,6 +6,11 @@ in its environment, ``OXI_PROCESS_SCOPE=<base>/<run>``, which every process it s
 unless it clears its environment on purpose. The members of a scope are the processes carrying
 the marker, plus what is left of the run's process group.
 
+Where the host lets oxi make cgroups (cgroup v2, oxi_core.agentic.cgroup), each run also gets
+a cgroup named after its scope, which the run's first process joins before it execs: what clears
+its environment (`env -i`) is still in it, and ending the scope kills the cgroup too. The marker
+stays for hosts without one (and for systems other than Linux).
+
 The base names the task's claim (task id, attempt, supervisor pid and start time) while an
 engine worker runs, so a later engine finds what a killed supervisor's runs left behind (the
 reaper); each run (an agent, a hook, a check) adds its own suffix, so ending one never touches
@@ -30,6 +35,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from oxi_core.agentic import cgroup
 
 if TYPE_CHECKING:
     import psutil
@@ -66,6 +73,18 @@ def scoped_env(env: Mapping[str, str], scope: str) -> dict[str, str]:
     return {**env, SCOPE_VAR: scope}
 
 
+def run_cgroup(scope: str) -> Path | None:
+    """The new cgroup of run ``scope``, for its first process to join (``cgroup.joiner``)
+    before it execs; None where the host offers none (the marker and the group remain)."""
+    return cgroup.make_run_cgroup(scope)
+
+
+def discard_cgroup(path: Path | None) -> None:
+    """Remove the cgroup of a run that never started."""
+    if path is not None:
+        cgroup.remove(path, timeout_s=0.0)
+
+
 def _scope_of_linux(pid: int) -> str | None:
     try:
         data = (_PROC / str(pid) / "environ").read_bytes()
@@ -95,12 +114,14 @@ def _pids() -> list[int]:
     return psutil.pids()
 
 
-def scope_members(scope: str, *, prefix: bool = False,
-                  pgid: int | None = None) -> list[psutil.Process]:
-    """Live processes in ``scope`` (with ``prefix``: in any run of the claim ``scope``), and
-    the live members of process group ``pgid``; never this process."""
+def scope_members(scope: str, *, prefix: bool = False, pgid: int | None = None,
+                  cgroups: Iterable[Path] = ()) -> list[psutil.Process]:
+    """Live processes in ``scope`` (with ``prefix``: in any run of the claim ``scope``), the
+    live members of process group ``pgid`` and of the cgroups ``cgroups``; never this
+    process."""
     import psutil
 
+    in_cgroups = cgroup.members(cgroups)
     read = _scope_of_linux if sys.platform == "linux" and _PROC.is_dir() else _scope_of_psutil
     me = os.getpid()
     found: dict[int, psutil.Process] = {}
@@ -108,8 +129,8 @@ def scope_members(scope: str, *, prefix: bool = False,
         if pid == me:
             continue
         value = read(pid)
-        in_scope = value is not None and (value == scope or (prefix and value.startswith(
-            scope + "/")))
+        in_scope = pid in in_cgroups or (value is not None and (
+            value == scope or (prefix and value.startswith(scope + "/"))))
         in_group = False
         if not in_scope and pgid is not None:
             with contextlib.suppress(OSError):
@@ -155,11 +176,13 @@ END_ROUNDS = 3
 
 def end_scope(scope: str, *, pgid: int | None = None, prefix: bool = False,
               grace_s: float = KILL_GRACE_S) -> list[int]:
-    """Stop every process left in ``scope`` (and in group ``pgid``): SIGTERM, up to
-    ``grace_s`` to go, then SIGKILL. Returns the pids found."""
+    """Stop every process left in ``scope`` (in its cgroups, and in group ``pgid``):
+    SIGTERM, up to ``grace_s`` to go, then SIGKILL; then kill and remove the scope's cgroups
+    (which nothing can have left). Returns the pids found."""
+    cgroups = cgroup.scope_cgroups(scope, prefix=prefix)
     found: set[int] = set()
     for _ in range(END_ROUNDS):
-        members = scope_members(scope, prefix=prefix, pgid=pgid)
+        members = scope_members(scope, prefix=prefix, pgid=pgid, cgroups=cgroups)
         if not members:
             break
         found.update(process.pid for process in members)
@@ -168,6 +191,9 @@ def end_scope(scope: str, *, pgid: int | None = None, prefix: bool = False,
         while (left := _alive(members)) and time.monotonic() < deadline:
             time.sleep(0.05)
         _signal(left, pgid, signal.SIGKILL)
+    if cgroups:  # what a dying member started after the last scan
+        found.update(cgroup.members(cgroups))
+        cgroup.end(cgroups)
     return sorted(found)
 
 
@@ -186,11 +212,17 @@ def run_scoped(argv: list[str], *, cwd: Path, env: Mapping[str, str],
     import threading
 
     scope = new_run_scope()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=scoped_env(env, scope), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-        start_new_session=True,
-    )
+    own_cgroup = run_cgroup(scope)
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=scoped_env(env, scope), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            start_new_session=True,
+            preexec_fn=cgroup.joiner(own_cgroup) if own_cgroup is not None else None,
+        )
+    except OSError:
+        discard_cgroup(own_cgroup)
+        raise
     assert proc.stdout is not None
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.extend(proc.stdout or ()), daemon=True)

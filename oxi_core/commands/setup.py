@@ -139,8 +139,11 @@ def _check(config: OxiConfig, *, deep: bool, as_json: bool, command: str) -> Non
 
     findings = run_checks(config, deep=deep)
     errors = [f for f in findings if f.severity is Severity.ERROR]
+    # How an agent's processes are held (probed: only the doctor spends that).
+    scope = _process_scope() if deep else None
     if as_json:
-        emit_json(command, {**config_summary(config), "ok": not errors,
+        extra = {"process_scope": scope} if scope is not None else {}
+        emit_json(command, {**config_summary(config), **extra, "ok": not errors,
                             "findings": [f.as_json() for f in findings]})
     else:
         click.echo(f"config:  {config.path or '(embedded defaults)'}")
@@ -152,12 +155,23 @@ def _check(config: OxiConfig, *, deep: bool, as_json: bool, command: str) -> Non
                 click.echo(f"{kind}.{name}: {spec.type} ({spec.distribution})")
         roles = ", ".join(f"{k}={v}" for k, v in attrs.asdict(config.roles).items() if v)
         click.echo(f"roles:   {roles}")
+        if scope is not None:
+            click.echo(f"process scope: {scope['description']}")
         _print_findings(findings)
         click.echo("ok" if not errors else
                    f"{len(errors)} error{'s' if len(errors) != 1 else ''}: the first tick "
                    "would fail; fix them and run this again")
     if errors:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def _process_scope() -> dict[str, str | None]:
+    from oxi_core.agentic.cgroup import subtree
+
+    found = subtree()
+    return {"kind": "cgroup v2" if found.path else "environment marker",
+            "cgroup": str(found.path) if found.path else None, "reason": found.reason or None,
+            "description": found.describe()}
 
 
 def _print_findings(findings: list[Finding]) -> None:

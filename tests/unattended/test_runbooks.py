@@ -49,6 +49,7 @@ def test_the_systemd_unit_calls_saturate_directly_and_lets_workers_finish() -> N
     assert Path(argv[0]).is_absolute() and Path(argv[0]).name == "oxi"
     assert argv[1:3] == ["v3", "saturate"]
     assert unit["KillMode"] == "mixed"
+    assert unit["Delegate"] == "yes"  # each run gets a cgroup of its own (T0-106)
     assert unit["KillSignal"] == "SIGTERM"
     assert seconds(unit["TimeoutStopSec"]) >= STOP_BUDGET_S
     assert unit["Restart"] == "on-failure"

@@ -1,15 +1,18 @@
 """T0-105: a supervisor killed with SIGKILL mid-run leaves an orphan; the restart kills it
-before re-dispatching the task exactly once."""
+before re-dispatching the task exactly once. T0-106: nor does a process that cleared its
+environment (`env -i`) outlive its run or its supervisor, where runs get a cgroup."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
+from oxi_core.agentic import cgroup
 from oxi_core.engine.reaper import Liveness
 from oxi_core.ledger import events as ev
 from oxi_core.tasks import TaskStatus
@@ -120,22 +123,78 @@ if [ "$LEAVE_THE_GROUP" = 1 ]; then
     echo $! > "$PID_DIR/job.pid"
     set +m
 fi
+if [ "$CLEAR_THE_ENVIRONMENT" = 1 ]; then
+    # No marker and no group: only the run's cgroup holds it ($! is env, then setsid, then
+    # sleep: one process, as the shell is not its group's leader).
+    env -i setsid sleep 308 &
+    echo $! > "$PID_DIR/cleared.pid"
+fi
 mkdir -p notes && echo "$OXI_TASK_ID was here" >> "notes/$OXI_TASK_ID.txt"
 echo "working"
 sleep "${WORK_S:-0}"
 """
 
 
-def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
-    repo_factory, oxi, tmp_path
-) -> None:
-    # Seen in fault injection: `setsid sleep &` and a `set -m` job inside an agent were still
-    # running after the supervisor was SIGKILLed and the next tick reaped the task.
+def scope_kind(kind: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """oxi's environment for ``kind``, and the escapees an agent starts that it must stop."""
+    if kind == "marker only":
+        return {cgroup.DISABLE_VAR: "1"}, ("setsid.pid", "job.pid")
+    host = cgroup.subtree()
+    if host.path is None:
+        pytest.skip(f"no writable cgroup v2 here: {host.reason}")
+    return {}, ("setsid.pid", "job.pid", "cleared.pid")
+
+
+def escaping_agent(tmp_path: Path) -> tuple[Path, Path]:
     agent = tmp_path / "agent.sh"
     agent.write_text(ESCAPING_AGENT)
     agent.chmod(0o755)
     pid_dir = tmp_path / "escapees"
     pid_dir.mkdir()
+    return agent, pid_dir
+
+
+def kill_survivors(pids: list[int]) -> None:
+    for pid in pids:  # never leave them behind, even when the test fails
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kind", ["cgroup", "marker only"])
+def test_nothing_an_agent_started_outlives_its_run(
+    repo_factory, oxi, tmp_path, kind: str
+) -> None:
+    env, names = scope_kind(kind)
+    agent, pid_dir = escaping_agent(tmp_path)
+    repo = repo_factory(roadmap(("T1-5", "escapes", "n")), critic=False)
+    repo.config.write_text(exec_agent_toml([str(agent)], agent_env={
+        "PID_DIR": str(pid_dir), "LEAVE_THE_GROUP": "1",
+        "CLEAR_THE_ENVIRONMENT": "1" if "cleared.pid" in names else "0"}))
+    escapees: list[int] = []
+    try:
+        tick = oxi.start(["tick"], repo, env=env)
+        assert tick.wait(timeout=120) == 0, tick.stderr
+        escapees = [int((pid_dir / name).read_text()) for name in names]
+        assert [pid for pid in escapees if alive(pid)] == []
+        with ledger_of(repo) as ledger:
+            task = ledger.task("T1-5")
+            assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+        host = cgroup.subtree()
+        if kind == "cgroup" and host.path is not None:  # and its cgroups are removed
+            assert list(host.path.glob(f"oxi-T1-5.1.{tick.pid}.*")) == []
+    finally:
+        kill_survivors(escapees)
+
+
+@pytest.mark.parametrize("kind", ["cgroup", "marker only"])
+def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
+    repo_factory, oxi, tmp_path, kind: str
+) -> None:
+    # Seen in fault injection: `setsid sleep &` and a `set -m` job inside an agent were still
+    # running after the supervisor was SIGKILLed and the next tick reaped the task. With a
+    # cgroup per run, a process that cleared its environment does not survive either.
+    env, names = scope_kind(kind)
+    agent, pid_dir = escaping_agent(tmp_path)
     repo = repo_factory(roadmap(("T1-5", "escapes", "n")), critic=False)
 
     def configure(agent_env: dict[str, str]) -> None:
@@ -143,15 +202,17 @@ def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
             [str(agent)], engine={"retry_base_s": 0.05, "retry_max_s": 0.2},
             agent_env={"PID_DIR": str(pid_dir), **agent_env}))
 
-    configure({"LEAVE_THE_GROUP": "1", "WORK_S": "60"})
+    configure({"LEAVE_THE_GROUP": "1", "WORK_S": "60",
+               "CLEAR_THE_ENVIRONMENT": "1" if "cleared.pid" in names else "0"})
     escapees: list[int] = []
     try:
-        first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo)
-        wait_for(lambda: (pid_dir / "job.pid").exists() and (pid_dir / "job.pid").read_text(),
-                 timeout=60, what="the agent's escapees")
-        escapees = [int((pid_dir / name).read_text()) for name in ("setsid.pid", "job.pid")]
+        first = oxi.start(["saturate", "-j", "1", "--interval", "0.2"], repo, env=env)
+        last = pid_dir / names[-1]
+        wait_for(lambda: last.exists() and last.read_text(), timeout=60,
+                 what="the agent's escapees")
+        escapees = [int((pid_dir / name).read_text()) for name in names]
         agents_group = events_of(repo, ev.WORKER_STARTED)[0].payload["pgid"]
-        for pid in escapees:  # neither is in the agent's group (once `setsid` has run: $! is
+        for pid in escapees:  # none is in the agent's group (once `setsid` has run: $! is
             # the forked child, which leaves the group only when its setsid() call happens)
             wait_for(lambda pid=pid: os.getpgid(pid) != agents_group, timeout=30,
                      what=f"process {pid} leaving the agent's group")
@@ -161,7 +222,7 @@ def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
         assert all(alive(pid) for pid in escapees)  # no parent-death signal reaches them
 
         configure({"WORK_S": "0"})  # the restart's run is short and leaves nothing
-        second = oxi.start(["tick"], repo)
+        second = oxi.start(["tick"], repo, env=env)
         assert second.wait(timeout=120) == 0, second.stderr
         assert [pid for pid in escapees if alive(pid)] == []
         with ledger_of(repo) as ledger:
@@ -169,7 +230,8 @@ def test_processes_that_left_the_agents_group_do_not_outlive_a_supervisor_crash(
             assert set(escapees) <= set(killed.payload["killed"])
             task = ledger.task("T1-5")
             assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+        host = cgroup.subtree()
+        if kind == "cgroup" and host.path is not None:  # the crashed claim's cgroup is gone
+            assert list(host.path.glob(f"oxi-T1-5.1.{first.pid}.*")) == []
     finally:
-        for pid in escapees:  # never leave them behind, even when the test fails
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_survivors(escapees)
