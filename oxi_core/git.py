@@ -46,7 +46,10 @@ def git(
     argv = ["git", *args]
     try:
         result = subprocess.run(
-            argv, cwd=cwd, env=_env(env), capture_output=True, text=True, timeout=timeout_s,
+            # A file name git prints need not be UTF-8: its bytes are kept as surrogates (as
+            # os.fsdecode keeps them), never an error.
+            argv, cwd=cwd, env=_env(env), capture_output=True, text=True,
+            errors="surrogateescape", timeout=timeout_s,
             input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -288,3 +289,25 @@ def test_git_s_default_excludes_file_is_found_as_git_finds_it(
     written = excludes_file(tmp_path, None)
     assert written is not None and "*.tmp" in written.read_text().splitlines()
     assert excludes_file(tmp_path, "relative/excludes") is None  # read from where git runs
+
+
+@pytest.mark.parametrize("settings", [(), (("core.splitIndex", "true"),)],
+                         ids=["index", "git status"])
+def test_a_file_name_that_is_not_utf8_is_delivered_on_both_paths(
+        tmp_path: Path, git_commands: Path, settings: tuple[tuple[str, str], ...]) -> None:
+    engine, origin, commands = deliver(tmp_path, """
+        with open(os.fsencode("work.txt"), "w") as f:
+            f.write("work")
+        with open(b"caf\\xe9.txt", "w") as f:  # Latin-1, as an old tool may write it
+            f.write("not UTF-8")
+    """, git_commands, settings=settings)
+    task = engine.ledger.task("T1-5")
+    assert task is not None and task.status is TaskStatus.IN_REVIEW, task.last_error
+    name = os.fsdecode(b"caf\xe9.txt")
+    assert pushed_files(engine) == [name, "work.txt"]
+    (pushed,) = engine.ledger.events(types=[ev.BRANCH_PUSHED], task_id="T1-5")
+    head = pushed.payload["head"]
+    listed = subprocess.run(["git", "diff", "--name-only", "-z", f"{head}^", head], cwd=origin,
+                            capture_output=True, check=True)
+    assert sorted(listed.stdout.split(b"\0")[:-1]) == [b"caf\xe9.txt", b"work.txt"]
+    assert ("status" in commands) == bool(settings)
