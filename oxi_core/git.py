@@ -372,9 +372,9 @@ def commit_staged(cwd: Path, message: str, *,
 
 def repo_config(cwd: Path, state_dir: Path | None = None) -> dict[str, str]:
     """What oxi reads of the repository's configuration (user.name, user.email,
-    remote.*.url, url.*) as git sees it there, read once per folder asked about per process
-    and kept between processes in ``state_dir`` (oxi_core/git_config.py): callers pass the
-    repository's root."""
+    remote.*.url, url.*, core.excludesfile: git_config._READ) as git sees it there, read once
+    per folder asked about per process and kept between processes in ``state_dir``
+    (oxi_core/git_config.py): callers pass the repository's root."""
     if cwd not in _config_cache:
         from oxi_core.git_config import read_config
 

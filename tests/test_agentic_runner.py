@@ -8,16 +8,15 @@ import os
 import shutil
 import sys
 import textwrap
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from oxi_core.agentic import cgroup
 from oxi_core.agentic.runner import LINE_LIMIT, RunOutcome, RunSpec, build_env, run_streaming
+from tests.unattended.support import alive, wait_gone
 
 PY = sys.executable
 
@@ -37,22 +36,6 @@ def run(the_spec: RunSpec, **kw: Any) -> tuple[RunOutcome, list[str]]:
     lines: list[str] = []
     outcome = asyncio.run(run_streaming(the_spec, on_stdout=lines.append, **kw))
     return outcome, lines
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 SPAWN_GRANDCHILD = """

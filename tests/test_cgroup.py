@@ -20,6 +20,7 @@ import pytest
 from oxi_core.agentic import cgroup
 from oxi_core.agentic.runner import RunOutcome, RunSpec, build_env, run_streaming
 from oxi_core.agentic.scope import end_scope
+from tests.unattended.support import alive, wait_gone
 
 HOST = cgroup.discover()
 needs_cgroup = pytest.mark.skipif(HOST.path is None,
@@ -27,22 +28,6 @@ needs_cgroup = pytest.mark.skipif(HOST.path is None,
 
 # A process that clears its environment and leaves the session: no marker, no group.
 ESCAPE = 'env -i setsid sleep 309 & echo $! > "$1"; echo started'
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(pid: int, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def read_pid(path: Path, timeout: float = 30.0) -> int:

@@ -220,15 +220,11 @@ def joiner(path: Path) -> Callable[[], None]:
     """For a forked child before it execs: move itself into ``path``, so everything it starts
     is there from the first instruction on. Tiny and exception-free; if it cannot, the run
     still has its process group and environment marker."""
-    procs = os.fsencode(path / "cgroup.procs")
+    procs = path / "cgroup.procs"
 
     def join() -> None:
         with contextlib.suppress(OSError):
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
+            _write(procs, "0")  # "0": the writing process itself
 
     return join
 

@@ -120,6 +120,16 @@ def alive(pid: int) -> bool:
         return False
 
 
+def wait_gone(pid: int, timeout: float = 30.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def is_scripted_agent(pid: int) -> bool:
     """True while ``pid`` runs the scripted agent (or a child it started)."""
     try:
